@@ -1,0 +1,101 @@
+"""What the engine is asked to do: requests made of commands.
+
+The protocol layer turns XML into these values; the engine applies them.
+Numbers and ids are already parsed, so the engine never sees XML or text
+it must interpret. Each command keeps ``echo``, the attributes its
+``<error>`` must carry exactly as the client wrote them. A child that
+failed validation before reaching the engine travels as ``Rejected`` so
+that its error still appears at its place among the results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bourse.core.errors import ErrorCode
+
+#: Attributes of a result element, in order, as (name, value) pairs.
+Attrs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAccount:
+    """``<account id balance/>`` inside ``<create>``."""
+
+    account_id: str
+    balance: Decimal
+
+    @property
+    def echo(self) -> Attrs:
+        return (("id", self.account_id),)
+
+
+@dataclass(frozen=True, slots=True)
+class AddShares:
+    """One ``<account id>NUM</account>`` inside ``<symbol sym>``: create the
+    symbol if new, then add ``shares`` to the account's position."""
+
+    symbol: str
+    account_id: str
+    shares: Decimal
+
+    @property
+    def echo(self) -> Attrs:
+        return (("sym", self.symbol), ("id", self.account_id))
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """``<order sym amount limit/>``: positive amount buys, negative sells."""
+
+    symbol: str
+    amount: Decimal
+    limit: Decimal
+    echo: Attrs
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOrder:
+    """``<query id/>``."""
+
+    order_id: int
+    echo: Attrs
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """``<cancel id/>``."""
+
+    order_id: int
+    echo: Attrs
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A child refused during validation; answered with ``code`` in place."""
+
+    code: ErrorCode
+    echo: Attrs
+
+
+CreateCommand = CreateAccount | AddShares | Rejected
+TransactionCommand = PlaceOrder | QueryOrder | CancelOrder | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    """A ``<create>`` document: children applied strictly in order."""
+
+    commands: tuple[CreateCommand, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionsRequest:
+    """A ``<transactions id>`` document: commands on behalf of one account."""
+
+    account_id: str
+    commands: tuple[TransactionCommand, ...]
+
+
+Request = CreateRequest | TransactionsRequest
