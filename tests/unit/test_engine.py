@@ -421,7 +421,11 @@ def test_changes_hold_each_row_once_with_final_values(engine: Engine) -> None:
         ("1", "SPY", D(8)),
         ("2", "SPY", D(990)),
     }
-    assert [(o.order_id, o.open_shares) for o in changes.orders] == [(1, D(2)), (2, D(0)), (3, D(0))]
+    assert [(o.order_id, o.open_shares) for o in changes.orders] == [
+        (1, D(2)),
+        (2, D(0)),
+        (3, D(0)),
+    ]
     assert [(e.order_id, e.execution.shares) for e in changes.executions] == [
         (2, D(4)),
         (1, D(4)),
