@@ -1,0 +1,167 @@
+"""One client connection: bytes in, framed requests answered in order.
+
+An asyncio ``Protocol`` around the sans-I/O framing decoder. Requests that
+arrive together (pipelined) are answered in arrival order. One timer per
+connection enforces two limits: the idle timeout between requests (the
+connection is closed) and the total deadline for receiving one request
+(answered with an error, then closed). When the client stops reading and
+unsent replies pile up, the connection stops reading too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import cast
+
+from bourse.core.errors import ErrorCode
+from bourse.protocol.events import END_OF_STREAM, NEED_DATA, Frame, RequestError
+from bourse.protocol.framing import FrameDecoder
+from bourse.server.config import ServerConfig
+from bourse.server.service import ExchangeService
+
+log = logging.getLogger(__name__)
+
+
+class ExchangeConnection(asyncio.Protocol):
+    """Serves the requests of one TCP connection."""
+
+    def __init__(
+        self,
+        service: ExchangeService,
+        config: ServerConfig,
+        registry: set[ExchangeConnection],
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self._service = service
+        self._config = config
+        self._registry = registry
+        self._on_failure = on_failure
+        self._decoder = FrameDecoder(config.max_request_size)
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle_since = self._loop.time()
+        self._request_started: float | None = None
+        self._closing = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._config.write_high_water)
+        self._registry.add(self)
+        self._schedule_timer(self._idle_since + self._config.idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        self._decoder.feed(data)
+        self._answer_ready_requests()
+
+    def eof_received(self) -> bool:
+        self._decoder.feed_eof()
+        self._answer_ready_requests()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self._registry.discard(self)
+
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
+
+    # shutdown
+
+    @property
+    def is_receiving(self) -> bool:
+        """True while part of a request has arrived but not all of it."""
+        return self._decoder.in_request
+
+    def close(self) -> None:
+        """Close after the replies already written have been sent."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    # requests
+
+    def _answer_ready_requests(self) -> None:
+        while not self._closing:
+            event = self._decoder.next_event()
+            if event is NEED_DATA:
+                break
+            if event is END_OF_STREAM:
+                self.close()
+                return
+            if isinstance(event, Frame):
+                self._answer(event.body)
+            elif isinstance(event, RequestError):
+                self._write(self._service.refuse(event))
+                if event.fatal:
+                    self.close()
+                    return
+        self._note_progress()
+
+    def _answer(self, body: bytes) -> None:
+        try:
+            reply = self._service.handle(body)
+        except Exception as exc:  # a bug: the exchange state can no longer be trusted
+            log.exception("request failed unexpectedly; stopping the server")
+            self.abort()
+            self._on_failure(exc)
+            return
+        self._write(reply)
+
+    def _write(self, reply: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(reply)
+
+    # timeouts
+
+    def _note_progress(self) -> None:
+        now = self._loop.time()
+        if not self._decoder.in_request:
+            self._request_started = None
+            self._idle_since = now
+        elif self._request_started is None:
+            self._request_started = now
+            self._schedule_timer(now + self._config.body_timeout)
+
+    def _deadline(self) -> float:
+        if self._request_started is not None:
+            return self._request_started + self._config.body_timeout
+        return self._idle_since + self._config.idle_timeout
+
+    def _schedule_timer(self, when: float) -> None:
+        if self._timer is not None:
+            if self._timer.when() <= when:
+                return
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._closing:
+            return
+        if self._loop.time() < self._deadline():
+            self._schedule_timer(self._deadline())
+        elif self._request_started is not None:
+            log.info("request not received within %ss; closing", self._config.body_timeout)
+            self._write(self._service.refuse(RequestError(ErrorCode.REQUEST_TIMEOUT)))
+            self.close()
+        else:
+            self.close()
