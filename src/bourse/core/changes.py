@@ -4,7 +4,8 @@ The engine notes the keys it touches while it applies requests (cheap set
 insertions on the hot path). ``ChangeSet`` is cut from those notes in one
 synchronous step: it copies the *current* value of every touched row, each
 row once, so what a writer stores is the state at the moment of the cut and
-never a value that moved while its commit was in flight.
+never a value that moved while its commit was in flight. Rows are never
+mutated once cut.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from decimal import Decimal
 from bourse.core.results import Execution
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AccountRow:
     """``accounts(id, balance)``: free cash, not counting open buy holds."""
 
@@ -23,7 +24,7 @@ class AccountRow:
     balance: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PositionRow:
     """``positions(account_id, symbol, shares)``: shares not held by sells."""
 
@@ -32,7 +33,7 @@ class PositionRow:
     shares: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderRow:
     """``orders(...)``: an order's final state within the batch."""
 
@@ -47,7 +48,7 @@ class OrderRow:
     created_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExecutionRow:
     """``executions(order_id, shares, price, executed_at)``: one per order
     per fill, in the order they happened."""
@@ -56,7 +57,7 @@ class ExecutionRow:
     execution: Execution
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChangeSet:
     """Rows to write for one batch. New symbols come first in dependency
     order: accounts and symbols before positions and orders."""

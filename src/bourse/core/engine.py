@@ -188,12 +188,15 @@ class Engine:
         """Trade ``shares`` between ``buy`` and ``sell`` at ``price``."""
         self.ledger.settle_fill(buy, sell, shares, price)
         execution = Execution(shares, price, now)
+        buy.open_shares = MONEY.subtract(buy.open_shares, shares)
+        buy.executions.append(execution)
+        sell.open_shares = MONEY.subtract(sell.open_shares, shares)
+        sell.executions.append(execution)
         journal = self.journal
-        for order in (buy, sell):
-            order.open_shares = MONEY.subtract(order.open_shares, shares)
-            order.executions.append(execution)
-            journal.orders.add(order.order_id)
-            journal.executions.append(ExecutionRow(order.order_id, execution))
+        journal.orders.add(buy.order_id)
+        journal.orders.add(sell.order_id)
+        journal.executions.append(ExecutionRow(buy.order_id, execution))
+        journal.executions.append(ExecutionRow(sell.order_id, execution))
 
     def _own_order(self, account: Account, order_id: int) -> Order | None:
         """The order if it exists and belongs to ``account`` (else None:

@@ -70,13 +70,18 @@ class Ledger:
     ) -> None:
         """One fill: the seller is paid ``shares × price``, the buyer gets the
         shares and back the part of its hold above the execution price."""
-        accounts = self.accounts
-        seller = accounts[sell.account_id]
-        self._add_cash(seller, MONEY.multiply(shares, price))
-        buyer = accounts[buy.account_id]
-        self._add_shares(buyer, buy.symbol, shares)
+        cash = MONEY.multiply(shares, price)
+        seller = self.accounts[sell.account_id]
+        seller.balance = MONEY.add(seller.balance, cash)
+        buyer = self.accounts[buy.account_id]
+        symbol = buy.symbol
+        buyer.positions[symbol] = MONEY.add(buyer.positions.get(symbol, ZERO), shares)
         if buy.limit != price:
-            self._add_cash(buyer, MONEY.multiply(shares, MONEY.subtract(buy.limit, price)))
+            refund = MONEY.multiply(shares, MONEY.subtract(buy.limit, price))
+            buyer.balance = MONEY.add(buyer.balance, refund)
+            self.journal.accounts.add(buyer.account_id)
+        self.journal.accounts.add(seller.account_id)
+        self.journal.positions.add((buyer.account_id, symbol))
 
     def release(self, order: Order, open_shares: Decimal) -> None:
         """Give back what the open part of a canceled order held."""
