@@ -1,0 +1,457 @@
+"""Split a TCP byte stream into requests, without touching a socket.
+
+Why sans-I/O: this is the gateway's per-request hot path, and a decoder that
+only takes bytes and hands back events (in the style of h11) can be tested
+whole, byte by byte and fuzzed, with no network at all.
+
+Why three framings: the spec's length line (``123\\n`` then the XML), plus the
+4-byte little-endian binary length and the bare XML that existing clients
+send (DESIGN.md §1). The framing is detected afresh for every request, so one
+connection may mix them. The three overlap (a binary length can look like
+digits and a newline, or start with ``<`` or whitespace), so every decision
+waits until the bytes already received make it definitive: the events never
+depend on how the stream was cut into chunks.
+
+Why no buffering past the limit: a declared length over the limit is answered
+at once and its body discarded as it arrives, and a bare document is scanned
+incrementally (jumping between ``<``, ``>`` and quotes with ``find``), so
+memory stays bounded by one request of at most ``max_request_size`` bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from bourse.core.errors import ErrorCode
+from bourse.protocol.events import END_OF_STREAM, NEED_DATA, DecoderEvent, Frame, RequestError
+
+DEFAULT_MAX_REQUEST_SIZE: Final = 16 * 1024 * 1024
+
+_BINARY_HEADER_SIZE: Final = 5
+_BINARY_LENGTH_SIZE: Final = 4
+_MAX_LENGTH_DIGITS: Final = 9
+_LF: Final = ord("\n")
+_SLASH: Final = ord("/")
+_BYTE_ORDER_MARK: Final = b"\xef\xbb\xbf"
+_DIGITS: Final = frozenset(b"0123456789")
+_WHITESPACE: Final = frozenset(b" \t\r\n")
+_XML_START: Final = frozenset(b"< \t\r\n" + _BYTE_ORDER_MARK[:1])
+_SMALLEST_WHITESPACE_LENGTH: Final = int.from_bytes(b"\t\t\t\t", "little")
+
+_DIGIT_RUN: Final = re.compile(rb"[0-9]{1,10}")
+_WHITESPACE_RUN: Final = re.compile(rb"[ \t\r\n]*")
+_NOT_WHITESPACE: Final = re.compile(rb"[^ \t\r\n]")
+_TAG_DELIMITER: Final = re.compile(rb"[>\"']")
+_WHOLE_START_TAG: Final = re.compile(rb"[^>\"']*+(?:(?:\"[^\"]*+\"|'[^']*+')[^>\"']*+)*+>")
+
+_DECLARATIONS: Final = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"))
+_LONGEST_DECLARATION_OPENER: Final = max(len(opener) for opener, _ in _DECLARATIONS)
+
+
+def _mid_request() -> RequestError:
+    return RequestError(ErrorCode.BAD_FRAMING, "connection closed mid-request", fatal=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _LengthPrefix:
+    """A recognised length line or binary length: its size and the body's."""
+
+    header_size: int
+    body_size: int
+
+
+class _Verdict(enum.Enum):
+    """What the bytes at the start of a request say, when not a length prefix."""
+
+    NEED_MORE = "the bytes so far fit more than one framing"
+    SKIP_WHITESPACE = "whitespace between requests"
+    BARE_XML = "a bare XML document"
+
+
+class _Scan(enum.Enum):
+    """Where the bare-XML scanner stands."""
+
+    BYTE_ORDER_MARK = "at the document's first byte"
+    TEXT = "outside markup"
+    MARKUP = "at a '<'"
+    START_TAG = "inside a start tag"
+    END_TAG = "inside an end tag"
+    UNTIL_TERMINATOR = "inside a quoted value, comment, CDATA or processing instruction"
+
+
+class _BareXmlScanner:
+    """Finds where a bare XML document's root element closes.
+
+    It keeps its position between calls, so a document fed one byte at a time
+    is scanned once in all. It checks only what it needs to find the end; the
+    XML reader judges the rest.
+    """
+
+    __slots__ = ("_depth", "_position", "_resume_state", "_state", "_terminator", "outcome")
+
+    def __init__(self) -> None:
+        self._state = _Scan.BYTE_ORDER_MARK
+        self._position = 0
+        self._depth = 0
+        self._terminator = b""
+        self._resume_state = _Scan.TEXT
+        self.outcome: int | RequestError | None = None
+
+    def scan(self, buf: bytearray, limit: int) -> int | RequestError | None:
+        """Scan ``buf[:limit]``: the document's size, an error, or None to await more."""
+        while self.outcome is None:
+            if not self._step(buf, limit):
+                return None
+        return self.outcome
+
+    def _step(self, buf: bytearray, limit: int) -> bool:
+        """Advance past one construct; False when it needs bytes beyond ``limit``."""
+        state = self._state
+        if state is _Scan.TEXT:
+            return self._scan_text(buf, limit)
+        if state is _Scan.MARKUP:
+            return self._scan_markup(buf, limit)
+        if state is _Scan.START_TAG:
+            return self._scan_start_tag(buf, limit)
+        if state is _Scan.UNTIL_TERMINATOR:
+            return self._scan_until_terminator(buf, limit)
+        if state is _Scan.END_TAG:
+            return self._scan_end_tag(buf, limit)
+        return self._scan_byte_order_mark(buf, limit)
+
+    def _finish(self, outcome: int | RequestError) -> bool:
+        self.outcome = outcome
+        return True
+
+    def _skip_until(self, terminator: bytes, position: int, resume_state: _Scan) -> None:
+        self._terminator = terminator
+        self._position = position
+        self._resume_state = resume_state
+        self._state = _Scan.UNTIL_TERMINATOR
+
+    def _scan_byte_order_mark(self, buf: bytearray, limit: int) -> bool:
+        if buf[0] != _BYTE_ORDER_MARK[0]:
+            self._state = _Scan.TEXT
+            return True
+        seen = bytes(buf[: min(limit, len(_BYTE_ORDER_MARK))])
+        if seen == _BYTE_ORDER_MARK:
+            self._position = len(_BYTE_ORDER_MARK)
+            self._state = _Scan.TEXT
+            return True
+        if _BYTE_ORDER_MARK.startswith(seen):
+            return False
+        return self._finish(
+            RequestError(ErrorCode.BAD_FRAMING, "invalid byte order mark", fatal=True)
+        )
+
+    def _scan_text(self, buf: bytearray, limit: int) -> bool:
+        start = self._position
+        opening = buf.find(b"<", start, limit)
+        end = limit if opening < 0 else opening
+        if self._depth == 0 and _NOT_WHITESPACE.search(buf, start, end):
+            return self._finish(
+                RequestError(ErrorCode.BAD_FRAMING, "text outside the root element", fatal=True)
+            )
+        self._position = end
+        if opening < 0:
+            return False
+        self._state = _Scan.MARKUP
+        return self._scan_markup(buf, limit)
+
+    def _scan_markup(self, buf: bytearray, limit: int) -> bool:
+        start = self._position
+        if start + 1 >= limit:
+            return False
+        kind = buf[start + 1]
+        if kind == ord("!"):
+            return self._scan_declaration(buf, limit)
+        if kind == ord("?"):
+            self._skip_until(b"?>", start + 2, _Scan.TEXT)
+        elif kind != _SLASH:
+            return self._enter_start_tag(buf, start + 1, limit)
+        elif self._depth == 0:
+            return self._finish(
+                RequestError(ErrorCode.BAD_FRAMING, "end tag before the root element", fatal=True)
+            )
+        else:
+            self._position = start + 2
+            self._state = _Scan.END_TAG
+        return True
+
+    def _scan_declaration(self, buf: bytearray, limit: int) -> bool:
+        start = self._position
+        seen = bytes(buf[start : min(limit, start + _LONGEST_DECLARATION_OPENER)])
+        for opener, terminator in _DECLARATIONS:
+            if seen.startswith(opener):
+                self._skip_until(terminator, start + len(opener), _Scan.TEXT)
+                return True
+        if any(opener.startswith(seen) for opener, _ in _DECLARATIONS):
+            return False
+        return self._finish(
+            RequestError(ErrorCode.FORBIDDEN_XML, "<!DOCTYPE> and other declarations", fatal=True)
+        )
+
+    def _scan_until_terminator(self, buf: bytearray, limit: int) -> bool:
+        terminator = self._terminator
+        found = buf.find(terminator, self._position, limit)
+        if found < 0:
+            self._position = max(self._position, limit - len(terminator) + 1)
+            return False
+        self._position = found + len(terminator)
+        self._state = self._resume_state
+        return True
+
+    def _scan_start_tag(self, buf: bytearray, limit: int) -> bool:
+        delimiter = _TAG_DELIMITER.search(buf, self._position, limit)
+        if delimiter is None:
+            self._position = limit
+            return False
+        at = delimiter.start()
+        if buf[at] != ord(">"):
+            self._skip_until(delimiter.group(), at + 1, _Scan.START_TAG)
+            return True
+        return self._start_tag_closed(buf, at)
+
+    def _enter_start_tag(self, buf: bytearray, position: int, limit: int) -> bool:
+        """Match a start tag whole when it is all buffered; else scan it piece by piece.
+
+        The whole match is tried once per tag, so a tag fed byte by byte is
+        not rescanned from its start on every feed.
+        """
+        whole = _WHOLE_START_TAG.match(buf, position, limit)
+        if whole is None:
+            self._position = position
+            self._state = _Scan.START_TAG
+            return True
+        return self._start_tag_closed(buf, whole.end() - 1)
+
+    def _start_tag_closed(self, buf: bytearray, at: int) -> bool:
+        """The start tag ends with the ``>`` at ``at``: one level deeper, or self-closed."""
+        self._position = at + 1
+        if buf[at - 1] == _SLASH:
+            return self._element_closed()
+        self._depth += 1
+        self._state = _Scan.TEXT
+        return True
+
+    def _scan_end_tag(self, buf: bytearray, limit: int) -> bool:
+        closing = buf.find(b">", self._position, limit)
+        if closing < 0:
+            self._position = limit
+            return False
+        self._position = closing + 1
+        self._depth -= 1
+        return self._element_closed()
+
+    def _element_closed(self) -> bool:
+        if self._depth == 0:
+            return self._finish(self._position)
+        self._state = _Scan.TEXT
+        return True
+
+
+class FrameDecoder:
+    """Turns the bytes a client sends into one event per request.
+
+    Feed it with ``feed`` and ``feed_eof``, then call ``next_event`` until it
+    returns ``NEED_DATA`` or ``END_OF_STREAM``. After a fatal ``RequestError``
+    it returns ``END_OF_STREAM`` forever and ignores whatever is fed.
+    """
+
+    __slots__ = ("_bare", "_body_size", "_buf", "_closed", "_eof", "_max", "_skip_remaining")
+
+    def __init__(self, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
+        if max_request_size < 1:
+            raise ValueError(f"max_request_size must be positive, not {max_request_size}")
+        self._max = max_request_size
+        self._buf = bytearray()
+        self._eof = False
+        self._closed = False
+        self._body_size: int | None = None
+        self._skip_remaining = 0
+        self._bare: _BareXmlScanner | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the peer (bytes of an oversized body are dropped)."""
+        if self._eof:
+            raise RuntimeError("feed() called after feed_eof()")
+        if self._closed:
+            return
+        skipped = min(self._skip_remaining, len(data))
+        self._skip_remaining -= skipped
+        self._buf += memoryview(data)[skipped:]
+
+    def feed_eof(self) -> None:
+        """Record that the peer closed its write side: no more bytes will come."""
+        self._eof = True
+
+    @property
+    def in_request(self) -> bool:
+        """True while bytes of an unfinished request are buffered or being skipped."""
+        if self._closed:
+            return False
+        if self._skip_remaining or self._body_size is not None or self._bare is not None:
+            return True
+        return _NOT_WHITESPACE.search(self._buf) is not None
+
+    def next_event(self) -> DecoderEvent:
+        """The next request, error or signal; call until NEED_DATA or END_OF_STREAM."""
+        if self._closed:
+            return END_OF_STREAM
+        if self._skip_remaining:
+            return self._await_more()
+        if self._body_size is not None:
+            return self._next_body(self._body_size)
+        if self._bare is not None:
+            return self._next_bare_document(self._bare)
+        return self._next_request_start()
+
+    def _next_request_start(self) -> DecoderEvent:
+        while self._buf:
+            verdict = self._decide()
+            if verdict is _Verdict.SKIP_WHITESPACE:
+                del self._buf[: self._skippable_whitespace()]
+            elif verdict is _Verdict.NEED_MORE:
+                return self._await_more()
+            elif verdict is _Verdict.BARE_XML:
+                self._bare = _BareXmlScanner()
+                return self._next_bare_document(self._bare)
+            elif isinstance(verdict, RequestError):
+                return self._fail(verdict)
+            else:
+                return self._start_length_prefixed(verdict)
+        if self._eof:
+            self._closed = True
+            return END_OF_STREAM
+        return NEED_DATA
+
+    def _decide(self) -> _LengthPrefix | RequestError | _Verdict:
+        """Which framing the buffered bytes start, once they are enough to be sure."""
+        buf = self._buf
+        first = buf[0]
+        line = self._parse_length_line() if first in _DIGITS else None
+        if line is _Verdict.NEED_MORE or isinstance(line, RequestError):
+            return line
+        if isinstance(line, _LengthPrefix):
+            if line.header_size == len(buf):
+                return line if self._eof else _Verdict.NEED_MORE
+            if buf[line.header_size] in _XML_START:
+                return line
+        binary = self._parse_binary_header()
+        if binary is _Verdict.NEED_MORE or isinstance(binary, _LengthPrefix):
+            return binary
+        if isinstance(binary, RequestError) and first not in _XML_START:
+            return binary
+        if isinstance(line, _LengthPrefix):
+            return line
+        if first in _WHITESPACE:
+            return _Verdict.SKIP_WHITESPACE
+        if first in _XML_START:
+            return _Verdict.BARE_XML
+        if self._eof and len(buf) < _BINARY_HEADER_SIZE:
+            return _mid_request()
+        return RequestError(ErrorCode.BAD_FRAMING, "unrecognised start of request", fatal=True)
+
+    def _parse_length_line(self) -> _LengthPrefix | RequestError | _Verdict | None:
+        """A ``[0-9]{1,9}\\r?\\n`` line at the start of the buffer, or None if there is none."""
+        buf = self._buf
+        digits = _DIGIT_RUN.match(buf)
+        count = digits.end() if digits else 0
+        if count > _MAX_LENGTH_DIGITS:
+            return RequestError(
+                ErrorCode.REQUEST_TOO_LARGE, "length of 10 digits or more", fatal=True
+            )
+        terminator = bytes(buf[count : count + 2])
+        if terminator[:1] == b"\n":
+            return _LengthPrefix(count + 1, int(buf[:count]))
+        if terminator == b"\r\n":
+            return _LengthPrefix(count + 2, int(buf[:count]))
+        if terminator in (b"", b"\r"):
+            return _Verdict.NEED_MORE
+        return None
+
+    def _parse_binary_header(self) -> _LengthPrefix | RequestError | _Verdict | None:
+        """A 4-byte little-endian length and a newline, or None if there is none."""
+        buf = self._buf
+        length = int.from_bytes(buf[:_BINARY_LENGTH_SIZE], "little")
+        if len(buf) < _BINARY_HEADER_SIZE:
+            cannot_matter = buf[0] in _XML_START and length > self._max
+            return None if self._eof or cannot_matter else _Verdict.NEED_MORE
+        if buf[_BINARY_LENGTH_SIZE] != _LF:
+            return None
+        if length > self._max:
+            detail = f"binary length of {length} bytes, the limit is {self._max}"
+            return RequestError(ErrorCode.REQUEST_TOO_LARGE, detail, fatal=True)
+        return _LengthPrefix(_BINARY_HEADER_SIZE, length)
+
+    def _skippable_whitespace(self) -> int:
+        """How many leading whitespace bytes can be dropped at once.
+
+        One at least (the caller has decided so). More when the limit is below
+        any binary length spelt with whitespace bytes: then no binary length can
+        start in the run except within its last four bytes.
+        """
+        if self._max >= _SMALLEST_WHITESPACE_LENGTH:
+            return 1
+        run = _WHITESPACE_RUN.match(self._buf)
+        run_length = run.end() if run else 0
+        return max(1, run_length - _BINARY_LENGTH_SIZE)
+
+    def _start_length_prefixed(self, prefix: _LengthPrefix) -> DecoderEvent:
+        del self._buf[: prefix.header_size]
+        size = prefix.body_size
+        if size == 0:
+            return RequestError(ErrorCode.BAD_FRAMING, "empty request")
+        if size > self._max:
+            self._skip(size)
+            detail = f"{size} bytes declared, the limit is {self._max}"
+            return RequestError(ErrorCode.REQUEST_TOO_LARGE, detail)
+        self._body_size = size
+        return self._next_body(size)
+
+    def _skip(self, size: int) -> None:
+        """Discard the next ``size`` bytes: those buffered now, the rest as they are fed."""
+        buffered = min(size, len(self._buf))
+        del self._buf[:buffered]
+        self._skip_remaining = size - buffered
+
+    def _next_body(self, size: int) -> DecoderEvent:
+        if len(self._buf) < size:
+            return self._await_more()
+        self._body_size = None
+        return Frame(self._take(size))
+
+    def _next_bare_document(self, scanner: _BareXmlScanner) -> DecoderEvent:
+        limit = min(len(self._buf), self._max)
+        outcome = scanner.scan(self._buf, limit)
+        if isinstance(outcome, RequestError):
+            return self._fail(outcome)
+        if isinstance(outcome, int):
+            self._bare = None
+            return Frame(self._take(outcome))
+        if limit == self._max:
+            detail = f"XML document not closed within {self._max} bytes"
+            return self._fail(RequestError(ErrorCode.REQUEST_TOO_LARGE, detail, fatal=True))
+        return self._await_more()
+
+    def _take(self, size: int) -> bytes:
+        # CPython drops a bytearray's head by moving its start pointer, so
+        # consuming with ``del`` stays linear even when fed byte by byte.
+        body = bytes(self._buf[:size])
+        del self._buf[:size]
+        return body
+
+    def _await_more(self) -> DecoderEvent:
+        return self._fail(_mid_request()) if self._eof else NEED_DATA
+
+    def _fail(self, error: RequestError) -> RequestError:
+        """Report a fatal error and stop: the stream cannot be resynchronised."""
+        self._closed = True
+        self._buf = bytearray()
+        self._body_size = None
+        self._skip_remaining = 0
+        self._bare = None
+        return error
