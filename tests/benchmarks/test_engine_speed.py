@@ -63,7 +63,9 @@ def test_engine_commands_per_second(benchmark: BenchmarkFixture, orders_per_requ
         engines.append(_fresh_engine(shape))
         return (engines[-1], stream), {}
 
-    errors = benchmark.pedantic(_apply_all, setup=setup, rounds=3, iterations=1)
+    errors = benchmark.pedantic(  # type: ignore[no-untyped-call]  # the plugin is untyped
+        _apply_all, setup=setup, rounds=3, iterations=1
+    )
     assert errors <= {ErrorCode.NOTHING_TO_CANCEL}  # cancels of orders already filled
     engine = engines[-1]
     assert audit(engine) == []

@@ -37,7 +37,10 @@ def results(reply: bytes) -> list[tuple[str, dict[str, str], str]]:
     assert reply.endswith(b"</results>\n")
     root = etree.fromstring(reply)
     assert root.tag == "results"
-    return [(str(child.tag), dict(child.attrib), child.text or "") for child in root]
+    return [
+        (str(child.tag), {str(k): str(v) for k, v in child.attrib.items()}, child.text or "")
+        for child in root
+    ]
 
 
 def test_spec_create_example(server: ServerProcess) -> None:

@@ -5,7 +5,9 @@ Numbers and ids are already parsed, so the engine never sees XML or text
 it must interpret. Each command keeps ``echo``, the attributes its
 ``<error>`` must carry exactly as the client wrote them. A child that
 failed validation before reaching the engine travels as ``Rejected`` so
-that its error still appears at its place among the results.
+that its error still appears at its place among the results. Commands are
+never mutated once made (they are not frozen only because a frozen
+constructor costs three times as much on the per-request path).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bourse.core.errors import ErrorCode
 Attrs = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateAccount:
     """``<account id balance/>`` inside ``<create>``."""
 
@@ -31,7 +33,7 @@ class CreateAccount:
         return (("id", self.account_id),)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AddShares:
     """One ``<account id>NUM</account>`` inside ``<symbol sym>``: create the
     symbol if new, then add ``shares`` to the account's position."""
@@ -45,7 +47,7 @@ class AddShares:
         return (("sym", self.symbol), ("id", self.account_id))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlaceOrder:
     """``<order sym amount limit/>``: positive amount buys, negative sells."""
 
@@ -55,7 +57,7 @@ class PlaceOrder:
     echo: Attrs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QueryOrder:
     """``<query id/>``."""
 
@@ -63,7 +65,7 @@ class QueryOrder:
     echo: Attrs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelOrder:
     """``<cancel id/>``."""
 
@@ -71,7 +73,7 @@ class CancelOrder:
     echo: Attrs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejected:
     """A child refused during validation; answered with ``code`` in place."""
 
@@ -83,14 +85,14 @@ CreateCommand = CreateAccount | AddShares | Rejected
 TransactionCommand = PlaceOrder | QueryOrder | CancelOrder | Rejected
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateRequest:
     """A ``<create>`` document: children applied strictly in order."""
 
     commands: tuple[CreateCommand, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransactionsRequest:
     """A ``<transactions id>`` document: commands on behalf of one account."""
 

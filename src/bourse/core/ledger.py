@@ -65,9 +65,7 @@ class Ledger:
         self.journal.positions.add((account.account_id, symbol))
         return True
 
-    def settle_fill(
-        self, buy: Order, sell: Order, shares: Decimal, price: Decimal
-    ) -> None:
+    def settle_fill(self, buy: Order, sell: Order, shares: Decimal, price: Decimal) -> None:
         """One fill: the seller is paid ``shares × price``, the buyer gets the
         shares and back the part of its hold above the execution price."""
         cash = MONEY.multiply(shares, price)

@@ -1,0 +1,441 @@
+"""XML request bytes → ``Request`` or ``RequestError``, without I/O.
+
+Every byte here comes from an untrusted client, so the parse is hardened in
+layers. Python's bundled expat (2.5.0) crashes the whole process on nested
+entity declarations (CVE-2024-8176), so ``xml.etree`` never sees client
+input; libxml2 through lxml does, with entity substitution, DTD loading and
+network access switched off (docs/xml-parsing.md has the measurements behind
+the choice). A DOCTYPE is refused on the raw bytes before parsing and again
+on the parsed document. A resolver answers every external load with an empty
+document, because ``load_dtd=False`` alone does not stop lxml from reading a
+local external DTD (with lxml 6.1 and libxml2 2.14, ``collect_ids=False``
+makes it do so). Only UTF-8 is accepted: the encoding is screened on the raw
+bytes and the parser is pinned to UTF-8 so that no declaration can switch
+its decoder.
+
+After parsing, one pass over the (at most three levels deep) tree checks the
+grammar and builds the commands directly. A broken grammar refuses the whole
+request; a bad value (symbol, number, id) refuses only its own child, which
+travels on as ``Rejected`` so the other children still run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+
+from bourse.core.commands import (
+    AddShares,
+    CancelOrder,
+    CreateAccount,
+    CreateCommand,
+    CreateRequest,
+    PlaceOrder,
+    QueryOrder,
+    Rejected,
+    Request,
+    TransactionCommand,
+    TransactionsRequest,
+)
+from bourse.core.errors import ErrorCode
+from bourse.core.ids import is_account_id, is_symbol, parse_order_id
+from bourse.core.money import parse_decimal
+from bourse.protocol.events import RequestError
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderLimits:
+    """Bounds on one request beyond libxml2's own (depth 256, 10 MB text)."""
+
+    #: Commands in one request, counting each ``<symbol>/<account>`` pair.
+    max_children: int = 100_000
+
+
+DEFAULT_LIMITS = ReaderLimits()
+
+#: Longest client-supplied name or message quoted back in an error detail.
+_MAX_QUOTED = 64
+_MAX_PARSER_MESSAGE = 200
+#: How far into the document an XML declaration can reach.
+_DECLARATION_WINDOW = 1024
+
+_XML_SPACE = " \t\r\n"
+_ACCEPTED_ENCODINGS = frozenset({"utf-8", "us-ascii", "ascii"})
+#: Byte-order marks, and the first bytes of ``<`` in UTF-16/32 without one.
+_WIDE_ENCODING_PREFIXES = (
+    b"\x00\x00\xfe\xff",
+    b"\xff\xfe",
+    b"\xfe\xff",
+    b"\x00\x00\x00<",
+    b"<\x00\x00\x00",
+    b"\x00<",
+    b"<\x00",
+)
+_DECLARED_ENCODING = re.compile(
+    rb"(?:\xef\xbb\xbf)?<\?xml[ \t\r\n][^>]*?encoding[ \t\r\n]*=[ \t\r\n]*"
+    rb"(?:\"([^\"]*)\"|'([^']*)')",
+)
+_DOCTYPE = b"<!DOCTYPE"
+
+#: libxml2 error numbers for a hit limit (lxml's ``etree.ErrorTypes``, which
+#: lxml-stubs does not declare).
+_XML_ERR_RESOURCE_LIMIT = 114
+_XML_ERR_NAME_TOO_LONG = 110
+_LIMIT_ERROR_CODES = frozenset({_XML_ERR_RESOURCE_LIMIT, _XML_ERR_NAME_TOO_LONG})
+#: How libxml2 words its element-depth limit, the one limit that is a grammar
+#: violation (ours allows depth 3) rather than a size.
+_EXCESSIVE_DEPTH = "depth in document"
+
+_ACCOUNT_ATTRIBUTES = ("id", "balance")
+_ID_ATTRIBUTE = ("id",)
+_SYMBOL_ATTRIBUTES = ("sym",)
+_ORDER_ATTRIBUTES = ("sym", "amount", "limit")
+
+
+class _RefuseExternalResources(etree.Resolver):
+    """Answers every external DTD or entity load with an empty document."""
+
+    def resolve(self, system_url: str, public_id: str, context: Any = None) -> Any:
+        return self.resolve_string(b"", context, base_url=None)
+
+
+def _hardened_parser() -> etree.XMLParser:
+    parser = etree.XMLParser(
+        encoding="utf-8",
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        remove_blank_text=True,
+    )
+    parser.resolvers.add(_RefuseExternalResources())
+    return parser
+
+
+_PARSER = _hardened_parser()
+
+
+def read_request(body: bytes, limits: ReaderLimits = DEFAULT_LIMITS) -> Request | RequestError:
+    """The request ``body`` holds, or why it is refused. Never raises."""
+    refusal = _screen_bytes(body)
+    if refusal is not None:
+        return refusal
+    root = _parse(body)
+    if isinstance(root, RequestError):
+        return root
+    return _read_root(root, limits)
+
+
+# -- before parsing ----------------------------------------------------------
+
+
+def _screen_bytes(body: bytes) -> RequestError | None:
+    """Refusals decided on the raw bytes: encodings, NUL bytes, DOCTYPE."""
+    if body.startswith(_WIDE_ENCODING_PREFIXES):
+        return RequestError(ErrorCode.UNSUPPORTED_ENCODING, "UTF-16 or UTF-32 input")
+    declared = _declared_encoding(body)
+    if declared is not None and declared.lower() not in _ACCEPTED_ENCODINGS:
+        return RequestError(ErrorCode.UNSUPPORTED_ENCODING, f"declared {_quote(declared)}")
+    if b"\x00" in body:
+        return RequestError(ErrorCode.MALFORMED_XML, "NUL byte in input")
+    if _DOCTYPE in body:
+        return RequestError(ErrorCode.FORBIDDEN_XML, "DOCTYPE is not allowed")
+    return None
+
+
+def _declared_encoding(body: bytes) -> str | None:
+    """The encoding named by the XML declaration, if there is one."""
+    match = _DECLARED_ENCODING.match(body, 0, _DECLARATION_WINDOW)
+    if match is None:
+        return None
+    name = match.group(1) if match.group(1) is not None else match.group(2)
+    return name.decode("ascii", errors="replace")
+
+
+# -- parsing -----------------------------------------------------------------
+
+
+def _parse(body: bytes) -> etree._Element | RequestError:
+    """The root element of ``body``, parsed by the hardened parser."""
+    try:
+        root: etree._Element = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as error:
+        return _parser_refusal(error)
+    if root.getroottree().docinfo.internalDTD is not None:
+        return RequestError(ErrorCode.FORBIDDEN_XML, "DOCTYPE is not allowed")
+    return root
+
+
+def _parser_refusal(error: etree.XMLSyntaxError) -> RequestError:
+    """Classifies a libxml2 error: a hit limit, or plain malformed XML."""
+    message = _parser_message(error)
+    code: int = getattr(error, "code", 0)
+    if code in _LIMIT_ERROR_CODES:
+        if _EXCESSIVE_DEPTH in message:
+            return RequestError(ErrorCode.INVALID_REQUEST, "elements nested too deep")
+        return RequestError(ErrorCode.REQUEST_TOO_LARGE, message)
+    return RequestError(ErrorCode.MALFORMED_XML, message)
+
+
+def _parser_message(error: etree.XMLSyntaxError) -> str:
+    """libxml2's message on one line, cut to a safe length."""
+    text = " ".join(str(error.msg or error).split())
+    if len(text) > _MAX_PARSER_MESSAGE:
+        return text[:_MAX_PARSER_MESSAGE] + "..."
+    return text
+
+
+# -- grammar -----------------------------------------------------------------
+
+
+def _read_root(root: etree._Element, limits: ReaderLimits) -> Request | RequestError:
+    """Dispatches on the root element: the two request kinds, or a refusal."""
+    tag = root.tag
+    if tag == "create":
+        return _read_create(root, limits)
+    if tag == "transactions":
+        return _read_transactions(root, limits)
+    return RequestError(ErrorCode.UNKNOWN_ROOT, f"<{_quote(tag)}>")
+
+
+def _read_create(root: etree._Element, limits: ReaderLimits) -> CreateRequest | RequestError:
+    """``<create>``: accounts and symbol placements, in document order."""
+    if len(root.attrib):
+        return _attributes_error(root, ())
+    problem = _text_problem(root)
+    if problem is not None:
+        return problem
+    commands: list[CreateCommand] = []
+    for child in root:
+        tag = child.tag
+        if tag == "account":
+            account = _read_new_account(child)
+            if isinstance(account, RequestError):
+                return account
+            commands.append(account)
+        elif tag == "symbol":
+            placements = _read_symbol(child)
+            if isinstance(placements, RequestError):
+                return placements
+            commands.extend(placements)
+        else:
+            return _unknown_element(child, "create")
+        if len(commands) > limits.max_children:
+            return _too_many_commands(limits)
+    return CreateRequest(tuple(commands))
+
+
+def _read_transactions(
+    root: etree._Element,
+    limits: ReaderLimits,
+) -> TransactionsRequest | RequestError:
+    """``<transactions id>``: one or more orders, queries and cancels."""
+    account_id = root.get("id")
+    if account_id is None:
+        return RequestError(ErrorCode.INVALID_REQUEST, "transactions needs an id")
+    if len(root.attrib) != 1:
+        return _attributes_error(root, _ID_ATTRIBUTE)
+    problem = _text_problem(root)
+    if problem is not None:
+        return problem
+    if len(root) == 0:
+        return RequestError(ErrorCode.EMPTY_TRANSACTIONS)
+    if len(root) > limits.max_children:
+        return _too_many_commands(limits)
+    commands: list[TransactionCommand] = []
+    for child in root:
+        command = _read_transaction_child(child)
+        if isinstance(command, RequestError):
+            return command
+        commands.append(command)
+    return TransactionsRequest(account_id, tuple(commands))
+
+
+def _read_transaction_child(child: etree._Element) -> TransactionCommand | RequestError:
+    tag = child.tag
+    if tag == "order":
+        return _read_order(child)
+    if tag == "query":
+        return _read_order_reference(child, QueryOrder)
+    if tag == "cancel":
+        return _read_order_reference(child, CancelOrder)
+    return _unknown_element(child, "transactions")
+
+
+# -- <create> children -------------------------------------------------------
+
+
+def _read_new_account(element: etree._Element) -> CreateCommand | RequestError:
+    """``<account id balance/>``: a new account and its opening balance."""
+    account_id = element.get("id")
+    balance_text = element.get("balance")
+    if account_id is None or balance_text is None or len(element.attrib) != 2:
+        return _attributes_error(element, _ACCOUNT_ATTRIBUTES)
+    problem = _leaf_problem(element)
+    if problem is not None:
+        return problem
+    echo = (("id", account_id),)
+    if not is_account_id(account_id):
+        return Rejected(ErrorCode.INVALID_ACCOUNT_ID, echo)
+    balance = parse_decimal(balance_text)
+    if balance is None or balance < 0:
+        return Rejected(ErrorCode.INVALID_BALANCE, echo)
+    return CreateAccount(account_id, balance)
+
+
+def _read_symbol(element: etree._Element) -> list[CreateCommand] | RequestError:
+    """``<symbol sym>`` with one command per ``<account id>NUM</account>``."""
+    symbol = element.get("sym")
+    if symbol is None or len(element.attrib) != 1:
+        return _attributes_error(element, _SYMBOL_ATTRIBUTES)
+    problem = _text_problem(element)
+    if problem is not None:
+        return problem
+    if len(element) == 0:
+        return RequestError(ErrorCode.INVALID_REQUEST, "<symbol> needs at least one <account>")
+    placements: list[CreateCommand] = []
+    for child in element:
+        if child.tag != "account":
+            return _unknown_element(child, "symbol")
+        placement = _read_placement(symbol, child)
+        if isinstance(placement, RequestError):
+            return placement
+        placements.append(placement)
+    return placements
+
+
+def _read_placement(symbol: str, element: etree._Element) -> CreateCommand | RequestError:
+    """``<account id>NUM</account>`` inside ``<symbol>``: shares to place."""
+    account_id = element.get("id")
+    if account_id is None or len(element.attrib) != 1:
+        return _attributes_error(element, _ID_ATTRIBUTE)
+    if len(element):
+        return _unexpected_child(element)
+    problem = _tail_problem(element)
+    if problem is not None:
+        return problem
+    echo = (("sym", symbol), ("id", account_id))
+    if not is_symbol(symbol):
+        return Rejected(ErrorCode.INVALID_SYMBOL, echo)
+    if not is_account_id(account_id):
+        return Rejected(ErrorCode.INVALID_ACCOUNT_ID, echo)
+    shares = parse_decimal((element.text or "").strip(_XML_SPACE))
+    if shares is None or shares <= 0:
+        return Rejected(ErrorCode.INVALID_SHARES, echo)
+    return AddShares(symbol, account_id, shares)
+
+
+# -- <transactions> children -------------------------------------------------
+
+
+def _read_order(element: etree._Element) -> TransactionCommand | RequestError:
+    """``<order sym amount limit/>``, echoing the three texts as sent."""
+    symbol = element.get("sym")
+    amount_text = element.get("amount")
+    limit_text = element.get("limit")
+    if symbol is None or amount_text is None or limit_text is None or len(element.attrib) != 3:
+        return _attributes_error(element, _ORDER_ATTRIBUTES)
+    problem = _leaf_problem(element)
+    if problem is not None:
+        return problem
+    echo = (("sym", symbol), ("amount", amount_text), ("limit", limit_text))
+    if not is_symbol(symbol):
+        return Rejected(ErrorCode.INVALID_SYMBOL, echo)
+    amount = parse_decimal(amount_text)
+    if amount is None or not amount:
+        return Rejected(ErrorCode.INVALID_AMOUNT, echo)
+    limit = parse_decimal(limit_text)
+    if limit is None or limit <= 0:
+        return Rejected(ErrorCode.INVALID_LIMIT, echo)
+    return PlaceOrder(symbol, amount, limit, echo)
+
+
+def _read_order_reference(
+    element: etree._Element,
+    command: type[QueryOrder] | type[CancelOrder],
+) -> TransactionCommand | RequestError:
+    """``<query id/>`` or ``<cancel id/>``."""
+    order_text = element.get("id")
+    if order_text is None or len(element.attrib) != 1:
+        return _attributes_error(element, _ID_ATTRIBUTE)
+    problem = _leaf_problem(element)
+    if problem is not None:
+        return problem
+    echo = (("id", order_text),)
+    order_id = parse_order_id(order_text)
+    if order_id is None:
+        return Rejected(ErrorCode.INVALID_ORDER_ID, echo)
+    return command(order_id, echo)
+
+
+# -- grammar checks and their errors -----------------------------------------
+
+
+def _attributes_error(element: etree._Element, expected: tuple[str, ...]) -> RequestError:
+    """Why ``element``'s attributes, known to differ from ``expected``, are wrong."""
+    tag = _quote(element.tag)
+    for name in expected:
+        if element.get(name) is None:
+            return _invalid(f"missing attribute '{name}' on <{tag}>")
+    unexpected = next((name for name in element.attrib if name not in expected), "")
+    return _invalid(f"unexpected attribute '{_quote(unexpected)}' on <{tag}>")
+
+
+def _leaf_problem(element: etree._Element) -> RequestError | None:
+    """Why ``element`` is not empty (children or text), if it is not."""
+    if element.text is None and element.tail is None and not len(element):
+        return None
+    if len(element):
+        return _unexpected_child(element)
+    if not _is_blank(element.text):
+        return _invalid(f"unexpected text in <{_quote(element.tag)}>")
+    return _tail_problem(element)
+
+
+def _text_problem(element: etree._Element) -> RequestError | None:
+    """Why the text around ``element`` is not blank, if it is not."""
+    if not _is_blank(element.text):
+        return _invalid(f"unexpected text in <{_quote(element.tag)}>")
+    return _tail_problem(element)
+
+
+def _tail_problem(element: etree._Element) -> RequestError | None:
+    if _is_blank(element.tail):
+        return None
+    parent = element.getparent()
+    where = "document" if parent is None else f"<{_quote(parent.tag)}>"
+    return _invalid(f"unexpected text in {where}")
+
+
+def _is_blank(text: str | None) -> bool:
+    return text is None or not text.strip(_XML_SPACE)
+
+
+def _unexpected_child(element: etree._Element) -> RequestError:
+    return _unknown_element(element[0], _quote(element.tag))
+
+
+def _unknown_element(element: etree._Element, parent_tag: str) -> RequestError:
+    return _invalid(f"unknown element <{_quote(element.tag)}> in <{parent_tag}>")
+
+
+def _too_many_commands(limits: ReaderLimits) -> RequestError:
+    return RequestError(ErrorCode.REQUEST_TOO_LARGE, f"more than {limits.max_children} commands")
+
+
+def _invalid(detail: str) -> RequestError:
+    return RequestError(ErrorCode.INVALID_REQUEST, detail)
+
+
+def _quote(name: object) -> str:
+    """A client-supplied name, cut short enough to quote back safely."""
+    text = str(name)
+    if len(text) > _MAX_QUOTED:
+        return text[:_MAX_QUOTED] + "..."
+    return text
