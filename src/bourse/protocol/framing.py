@@ -343,10 +343,10 @@ class FrameDecoder:
         binary = self._parse_binary_header()
         if binary is _Verdict.NEED_MORE or isinstance(binary, _LengthPrefix):
             return binary
-        if isinstance(binary, RequestError) and first not in _XML_START:
-            return binary
         if isinstance(line, _LengthPrefix):
             return line
+        if isinstance(binary, RequestError) and first not in _XML_START:
+            return binary
         if first in _WHITESPACE:
             return _Verdict.SKIP_WHITESPACE
         if first in _XML_START:

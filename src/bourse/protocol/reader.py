@@ -59,8 +59,6 @@ DEFAULT_LIMITS = ReaderLimits()
 #: Longest client-supplied name or message quoted back in an error detail.
 _MAX_QUOTED = 64
 _MAX_PARSER_MESSAGE = 200
-#: How far into the document an XML declaration can reach.
-_DECLARATION_WINDOW = 1024
 
 _XML_SPACE = " \t\r\n"
 _ACCEPTED_ENCODINGS = frozenset({"utf-8", "us-ascii", "ascii"})
@@ -151,7 +149,7 @@ def _screen_bytes(body: bytes) -> RequestError | None:
 
 def _declared_encoding(body: bytes) -> str | None:
     """The encoding named by the XML declaration, if there is one."""
-    match = _DECLARED_ENCODING.match(body, 0, _DECLARATION_WINDOW)
+    match = _DECLARED_ENCODING.match(body)
     if match is None:
         return None
     name = match.group(1) if match.group(1) is not None else match.group(2)
