@@ -1,51 +1,108 @@
-"""The ``bourse`` command: ``bourse serve`` runs the exchange."""
+"""The ``bourse`` command: ``bourse serve`` runs the exchange,
+``bourse db upgrade`` applies the database migrations.
+
+Every ``serve`` option may also be set through the environment as
+``BOURSE_`` followed by the option's name in capitals (``--database-url``
+is ``BOURSE_DATABASE_URL``); a command-line option wins over the
+environment.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from bourse.server.config import DEFAULT_PORT, ServerConfig
+from bourse.server.config import ServerConfig
+
+
+def _env_default(option: str, fallback: Any, convert: Callable[[str], Any] = str) -> Any:
+    """The default of ``--option``: ``BOURSE_OPTION`` if set, else ``fallback``."""
+    value = os.environ.get("BOURSE_" + option.upper().replace("-", "_"))
+    return fallback if value is None else convert(value)
+
+
+def _add(
+    parser: argparse.ArgumentParser,
+    option: str,
+    fallback: Any,
+    help_text: str,
+    convert: Callable[[str], Any] = str,
+    **extra: Any,
+) -> None:
+    parser.add_argument(
+        f"--{option}",
+        type=convert,
+        default=_env_default(option, fallback, convert),
+        help=f"{help_text} (env BOURSE_{option.upper().replace('-', '_')}; %(default)s)",
+        **extra,
+    )
 
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ServerConfig()
-    parser.add_argument("--host", default=defaults.host, help="address to listen on (%(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="TCP port; 0 picks a free one (%(default)s)"
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
+    _add(parser, "host", defaults.host, "address to listen on")
+    _add(parser, "port", defaults.port, "TCP port; 0 picks a free one", int)
+    _add(
+        parser,
+        "log-level",
+        "INFO",
+        "logging threshold",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging threshold (%(default)s)",
     )
-    parser.add_argument(
-        "--max-request-size",
-        type=int,
-        default=defaults.max_request_size,
-        help="largest request in bytes; larger ones are refused (%(default)s)",
+    _add_database_arguments(parser)
+    _add(
+        parser,
+        "max-request-size",
+        defaults.max_request_size,
+        "largest request in bytes; larger ones are refused",
+        int,
     )
-    parser.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=defaults.idle_timeout,
-        help="seconds a connection may stay silent between requests (%(default)s)",
+    _add(
+        parser,
+        "idle-timeout",
+        defaults.idle_timeout,
+        "seconds a connection may stay silent between requests",
+        float,
     )
-    parser.add_argument(
-        "--body-timeout",
-        type=float,
-        default=defaults.body_timeout,
-        help="seconds allowed from a request's first byte to its last (%(default)s)",
+    _add(
+        parser,
+        "body-timeout",
+        defaults.body_timeout,
+        "seconds allowed from a request's first byte to its last",
+        float,
     )
-    parser.add_argument(
-        "--shutdown-grace",
-        type=float,
-        default=defaults.shutdown_grace,
-        help="seconds a shutdown waits for requests being received (%(default)s)",
+    _add(
+        parser,
+        "commit-timeout",
+        defaults.commit_timeout,
+        "seconds a batch may take to commit before the database counts as down",
+        float,
     )
+    _add(
+        parser,
+        "shutdown-grace",
+        defaults.shutdown_grace,
+        "seconds a shutdown waits for requests in progress",
+        float,
+    )
+
+
+def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ServerConfig()
+    _add(
+        parser,
+        "database-url",
+        None,
+        "PostgreSQL URL, e.g. postgresql://user@host:5432/db; without it an embedded "
+        "PostgreSQL runs in --data-dir",
+    )
+    _add(parser, "data-dir", defaults.data_dir, "embedded PostgreSQL's directory", Path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the exchange server")
     _serve_arguments(serve)
+    database = commands.add_parser("db", help="database maintenance")
+    actions = database.add_subparsers(dest="action", required=True)
+    upgrade = actions.add_parser("upgrade", help="apply the schema migrations and exit")
+    _add_database_arguments(upgrade)
     return parser
 
 
@@ -65,22 +126,45 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=args.host,
         port=args.port,
+        database_url=args.database_url,
+        data_dir=args.data_dir,
         max_request_size=args.max_request_size,
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
+        commit_timeout=args.commit_timeout,
         shutdown_grace=args.shutdown_grace,
     )
     return run(config)
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from bourse.server.app import database_url  # noqa: PLC0415
+    from bourse.store.store import Store  # noqa: PLC0415
+
+    async def upgrade(url: str) -> None:
+        store = Store(url)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+
+    with database_url(args.database_url, args.data_dir) as url:
+        asyncio.run(upgrade(url))
+    logging.getLogger("bourse").info("database schema is up to date")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bourse`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level,
+        level=getattr(args, "log_level", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "db":
+        return _upgrade(args)
     return _serve(args)
 
 

@@ -53,10 +53,21 @@ def _pump(server: ServerProcess, listening: threading.Event) -> None:
 
 
 @contextmanager
-def running_server(*extra: str) -> Iterator[ServerProcess]:
-    """Start ``bourse serve`` on a free loopback port; stop it afterwards."""
+def running_server(database_url: str, *extra: str) -> Iterator[ServerProcess]:
+    """Start ``bourse serve`` on a free loopback port, storing into
+    ``database_url``; kill it afterwards if it is still running."""
     process = subprocess.Popen(
-        [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *extra],
+        [
+            str(BOURSE),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--database-url",
+            database_url,
+            *extra,
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

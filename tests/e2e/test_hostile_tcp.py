@@ -319,9 +319,9 @@ def sentinel(server: ServerProcess) -> Sentinel:
 
 
 @pytest.fixture
-def own_server() -> Iterator[ServerProcess]:
+def own_server(database_url: str) -> Iterator[ServerProcess]:
     """A server of its own, for a test that measures the process."""
-    with running_server() as process:
+    with running_server(database_url) as process:
         yield process
         assert process.stop() == 0, "".join(process.log)
 

@@ -9,8 +9,8 @@ from tests.e2e.harness import frame_line, is_closed, read_reply, running_server
 CREATE = b'<create><account id="1" balance="1"/></create>'
 
 
-def test_idle_connection_is_closed_after_idle_timeout() -> None:
-    with running_server("--idle-timeout", "0.5") as server:
+def test_idle_connection_is_closed_after_idle_timeout(database_url: str) -> None:
+    with running_server(database_url, "--idle-timeout", "0.5") as server:
         with server.connect() as idle, server.connect() as active:
             active.sendall(frame_line(CREATE))
             assert b"<created" in read_reply(active)
@@ -18,8 +18,8 @@ def test_idle_connection_is_closed_after_idle_timeout() -> None:
         assert server.stop() == 0
 
 
-def test_slow_request_gets_an_error_at_the_body_deadline() -> None:
-    with running_server("--body-timeout", "0.5") as server:
+def test_slow_request_gets_an_error_at_the_body_deadline(database_url: str) -> None:
+    with running_server(database_url, "--body-timeout", "0.5") as server:
         with server.connect() as slow:
             slow.sendall(frame_line(CREATE)[:10])
             started = time.monotonic()
@@ -32,8 +32,8 @@ def test_slow_request_gets_an_error_at_the_body_deadline() -> None:
             assert b"<created" in read_reply(normal)
 
 
-def test_sigterm_stops_cleanly_and_answers_what_was_received() -> None:
-    with running_server() as server:
+def test_sigterm_stops_cleanly_and_answers_what_was_received(database_url: str) -> None:
+    with running_server(database_url) as server:
         with server.connect() as client:
             client.sendall(frame_line(CREATE))
             assert b"<created" in read_reply(client)
@@ -45,8 +45,8 @@ def test_sigterm_stops_cleanly_and_answers_what_was_received() -> None:
         assert any("shutting down" in line for line in server.log)
 
 
-def test_shutdown_waits_for_a_request_being_received() -> None:
-    with running_server("--shutdown-grace", "5") as server:
+def test_shutdown_waits_for_a_request_being_received(database_url: str) -> None:
+    with running_server(database_url, "--shutdown-grace", "5") as server:
         with server.connect() as client:
             request = frame_line(CREATE)
             client.sendall(request[:20])

@@ -58,6 +58,17 @@ class ExecutionRow:
 
 
 @dataclass(slots=True)
+class DepositRow:
+    """``deposits(account_id, symbol, amount, deposited_at)``: cash an account
+    was created with (``symbol`` None) or shares a ``<create>`` placed."""
+
+    account_id: str
+    symbol: str | None
+    amount: Decimal
+    time: int
+
+
+@dataclass(slots=True)
 class ChangeSet:
     """Rows to write for one batch. New symbols come first in dependency
     order: accounts and symbols before positions and orders."""
@@ -67,11 +78,17 @@ class ChangeSet:
     positions: tuple[PositionRow, ...]
     orders: tuple[OrderRow, ...]
     executions: tuple[ExecutionRow, ...]
+    deposits: tuple[DepositRow, ...] = ()
 
     def is_empty(self) -> bool:
         """True when the batch changed nothing."""
         return not (
-            self.symbols or self.accounts or self.positions or self.orders or self.executions
+            self.symbols
+            or self.accounts
+            or self.positions
+            or self.orders
+            or self.executions
+            or self.deposits
         )
 
 
@@ -84,3 +101,4 @@ class Journal:
     positions: set[tuple[str, str]] = field(default_factory=set)
     orders: set[int] = field(default_factory=set)
     executions: list[ExecutionRow] = field(default_factory=list)
+    deposits: list[DepositRow] = field(default_factory=list)

@@ -40,6 +40,7 @@ class ErrorCode(enum.Enum):
     REQUEST_TOO_LARGE = "Request too large"
     BAD_FRAMING = "Bad framing"
     REQUEST_TIMEOUT = "Request not received in time"
+    UNAVAILABLE = "Exchange unavailable: its database cannot be reached; nothing was changed"
 
     @property
     def message(self) -> str:

@@ -1,26 +1,30 @@
-"""The single-process server: listen, serve connections, stop cleanly.
+"""The server process: database, exchange, listening socket, clean stop.
 
-``run`` starts an event loop (uvloop when available), listens on the
-configured address and serves until SIGTERM or SIGINT. Shutdown stops
-accepting at once, closes idle connections after their replies are sent,
-gives connections that are in the middle of sending a request a grace
-period, then drops whatever is left. If a request fails with an unexpected
-exception the exchange state can no longer be trusted: the server stops and
-``run`` returns a non-zero exit status.
+``run`` starts the database (the embedded PostgreSQL unless a URL is
+given), loads the exchange from it, then serves on the configured address
+until SIGTERM or SIGINT. Shutdown stops accepting at once, lets requests
+being received finish within a grace period, waits for every applied
+request to be committed and answered, then closes the connections and the
+database. An unexpected exception while applying a request means the
+exchange state can no longer be trusted: the server stops and ``run``
+returns a non-zero exit status (recovery from the database happens at the
+next start).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-from bourse.core.engine import Engine
 from bourse.server.config import ServerConfig
 from bourse.server.connection import ExchangeConnection
 from bourse.server.service import ExchangeService
-from bourse.server.tuning import tune_garbage_collector
+from bourse.store.embedded import EmbeddedPostgres
+from bourse.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ class ExchangeServer:
     async def serve(self) -> int:
         """Serve until asked to stop; the process exit status."""
         loop = asyncio.get_running_loop()
+        committer = asyncio.create_task(self.service.run(), name="committer")
+        reporter = asyncio.create_task(self._report_stats(), name="stats")
         server = await loop.create_server(
             self._new_connection, self.config.host, self.config.port, reuse_address=True
         )
@@ -64,35 +70,64 @@ class ExchangeServer:
         await self._stop.wait()
         log.info("shutting down")
         server.close()
-        await self._close_connections()
+        await self._finish_connections()
+        for task in (committer, reporter):
+            task.cancel()
         return EXIT_FAILURE if self.failure is not None else EXIT_OK
 
-    async def _close_connections(self) -> None:
-        for connection in list(self.connections):
-            if not connection.is_receiving:
-                connection.close()
-        deadline = asyncio.get_running_loop().time() + self.config.shutdown_grace
-        while self.connections and asyncio.get_running_loop().time() < deadline:
+    async def _finish_connections(self) -> None:
+        """Let busy connections finish within the grace period, then close all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
+        while loop.time() < deadline and self.failure is None:
             for connection in list(self.connections):
-                if not connection.is_receiving:
+                if not connection.is_busy:
                     connection.close()
+            if not self.connections:
+                break
             await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.service.drain(), max(0.0, deadline - loop.time()))
         for connection in list(self.connections):
             connection.abort()
 
+    async def _report_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.stats_interval)
+            line = self.service.stats.report()
+            if line is not None:
+                log.info("batches: %s", line)
 
-async def _main(config: ServerConfig) -> int:
-    engine = Engine()
-    tune_garbage_collector()
-    return await ExchangeServer(config, ExchangeService(engine)).serve()
+
+async def _serve(config: ServerConfig, database_url: str) -> int:
+    store = Store(database_url)
+    try:
+        service = ExchangeService(store, commit_timeout=config.commit_timeout)
+        await service.start()
+        return await ExchangeServer(config, service).serve()
+    finally:
+        await store.close()
+
+
+@contextlib.contextmanager
+def database_url(configured: str | None, data_dir: Path) -> Iterator[str]:
+    """The URL to use: the configured one, or that of the embedded server
+    in ``data_dir``, started for the duration and stopped afterwards."""
+    if configured is not None:
+        yield configured
+        return
+    embedded = EmbeddedPostgres(data_dir)
+    try:
+        url = embedded.start()
+        log.info("embedded PostgreSQL ready in %s", data_dir)
+        yield url
+    finally:
+        embedded.stop()
 
 
 def run(config: ServerConfig) -> int:
     """Run the server in this process until it stops; its exit status."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional fast event loop
-    except ImportError:
-        return asyncio.run(_main(config))
-    if sys.platform == "win32":
-        return asyncio.run(_main(config))
-    return uvloop.run(_main(config))
+    import uvloop  # noqa: PLC0415 - loaded only when serving
+
+    with database_url(config.database_url, config.data_dir) as url:
+        return uvloop.run(_serve(config, url))

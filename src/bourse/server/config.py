@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from bourse.protocol.framing import DEFAULT_MAX_REQUEST_SIZE
 
 DEFAULT_PORT = 12345
+DEFAULT_DATA_DIR = Path("bourse-data")
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """How the server listens and how long it waits for clients."""
+    """How the server listens, where it keeps its data, how long it waits."""
 
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
+    #: PostgreSQL to use; None starts the embedded one in ``data_dir``.
+    database_url: str | None = None
+    #: Where the embedded PostgreSQL keeps its files.
+    data_dir: Path = DEFAULT_DATA_DIR
     #: Largest request accepted, in bytes of XML.
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
     #: Seconds a connection may stay silent between requests.
     idle_timeout: float = 300.0
     #: Seconds from a request's first byte to its last.
     body_timeout: float = 30.0
-    #: Seconds a shutdown waits for requests already being received.
+    #: Seconds a batch may take to commit before the database counts as down.
+    commit_timeout: float = 5.0
+    #: Seconds a shutdown waits for requests being received or committed.
     shutdown_grace: float = 5.0
     #: Bytes of unsent replies above which a connection stops being read.
     write_high_water: int = 1 << 20
+    #: Seconds between log lines summarising batch sizes and commit times.
+    stats_interval: float = 10.0

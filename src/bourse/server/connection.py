@@ -1,7 +1,9 @@
 """One client connection: bytes in, framed requests answered in order.
 
-An asyncio ``Protocol`` around the sans-I/O framing decoder. Requests that
-arrive together (pipelined) are answered in arrival order. One timer per
+An asyncio ``Protocol`` around the sans-I/O framing decoder. Each framed
+request reserves a slot in the connection's outbox before it is handed to
+the exchange, so pipelined requests are answered in arrival order even
+though their replies are released only when their batches commit. One timer per
 connection enforces two limits: the idle timeout between requests (the
 connection is closed) and the total deadline for receiving one request
 (answered with an error, then closed). When the client stops reading and
@@ -18,7 +20,9 @@ from typing import cast
 from bourse.core.errors import ErrorCode
 from bourse.protocol.events import END_OF_STREAM, NEED_DATA, Frame, RequestError
 from bourse.protocol.framing import FrameDecoder
+from bourse.protocol.render import render_error
 from bourse.server.config import ServerConfig
+from bourse.server.outbox import Outbox
 from bourse.server.service import ExchangeService
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class ExchangeConnection(asyncio.Protocol):
         self._registry = registry
         self._on_failure = on_failure
         self._decoder = FrameDecoder(config.max_request_size)
+        self._outbox = Outbox(self._write, self.close, self.abort)
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -81,9 +86,9 @@ class ExchangeConnection(asyncio.Protocol):
     # shutdown
 
     @property
-    def is_receiving(self) -> bool:
-        """True while part of a request has arrived but not all of it."""
-        return self._decoder.in_request
+    def is_busy(self) -> bool:
+        """True while a request is arriving or a reply is still owed."""
+        return self._decoder.in_request or not self._outbox.is_empty
 
     def close(self) -> None:
         """Close after the replies already written have been sent."""
@@ -105,26 +110,33 @@ class ExchangeConnection(asyncio.Protocol):
             if event is NEED_DATA:
                 break
             if event is END_OF_STREAM:
-                self.close()
+                self._outbox.reserve().send_last(b"")
                 return
             if isinstance(event, Frame):
-                self._answer(event.body)
+                self._submit(event.body)
             elif isinstance(event, RequestError):
-                self._write(self._service.refuse(event))
+                self._refuse(event)
                 if event.fatal:
-                    self.close()
                     return
         self._note_progress()
 
-    def _answer(self, body: bytes) -> None:
+    def _submit(self, body: bytes) -> None:
         try:
-            reply = self._service.handle(body)
+            self._service.submit(body, self._outbox.reserve())
         except Exception as exc:  # a bug: the exchange state can no longer be trusted
             log.exception("request failed unexpectedly; stopping the server")
             self.abort()
             self._on_failure(exc)
-            return
-        self._write(reply)
+
+    def _refuse(self, error: RequestError) -> None:
+        """Answer a request that could not be framed; close if the stream is lost."""
+        reply = self._outbox.reserve()
+        data = render_error(error)
+        if error.fatal:
+            self._closing = True
+            reply.send_last(data)
+        else:
+            reply.send(data)
 
     def _write(self, reply: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -157,11 +169,13 @@ class ExchangeConnection(asyncio.Protocol):
         self._timer = None
         if self._closing:
             return
-        if self._loop.time() < self._deadline():
+        now = self._loop.time()
+        if not self._outbox.is_empty:  # the client is waiting for us, not idle
+            self._schedule_timer(now + self._config.body_timeout)
+        elif now < self._deadline():
             self._schedule_timer(self._deadline())
         elif self._request_started is not None:
             log.info("request not received within %ss; closing", self._config.body_timeout)
-            self._write(self._service.refuse(RequestError(ErrorCode.REQUEST_TIMEOUT)))
-            self.close()
+            self._refuse(RequestError(ErrorCode.REQUEST_TIMEOUT, fatal=True))
         else:
             self.close()

@@ -1,34 +1,218 @@
-"""One request's whole path in the single-process server: parse, apply, render.
+"""The exchange's request path: apply in arrival order, reply after commit.
 
-The service owns the engine and the clock. It is the only place where
-wall-clock time enters the exchange (whole seconds, passed into the engine).
+Requests are applied to the in-memory engine the moment they are read, in
+arrival order, and join the batch that is filling. A committer task cuts
+the batch (its replies and the engine's changes, in one synchronous step),
+writes it to PostgreSQL in one transaction, and only then releases its
+replies; while one batch commits, the next one fills (group commit).
+
+When a commit fails the exchange stops acknowledging at once. Replies of
+the failed batch and of the batch filling behind it become errors when
+COMMIT was never sent, and the connections of the failed batch are dropped
+without a reply when the outcome is unknown. The engine is then rebuilt
+from the database, which is the truth either way; until that succeeds every
+request is answered with a prompt error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from bourse.core.engine import Engine
+from bourse.core.errors import ErrorCode
 from bourse.protocol.events import RequestError
 from bourse.protocol.reader import read_request
 from bourse.protocol.render import render_error, render_results
+from bourse.server.outbox import Reply
+from bourse.server.tuning import tune_garbage_collector
+from bourse.store.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Seconds between attempts to reach the database while it is down.
+RETRY_INTERVAL = 0.5
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Replies waiting for the commit of the changes they report."""
+
+    replies: list[tuple[Reply, bytes]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """Running figures of committed batches, reset when reported."""
+
+    batches: int = 0
+    requests: int = 0
+    largest: int = 0
+    commit_seconds: float = 0.0
+    slowest_commit: float = 0.0
+
+    def record(self, requests: int, seconds: float) -> None:
+        """Count one committed batch of ``requests`` that took ``seconds``."""
+        self.batches += 1
+        self.requests += requests
+        self.largest = max(self.largest, requests)
+        self.commit_seconds += seconds
+        self.slowest_commit = max(self.slowest_commit, seconds)
+
+    def report(self) -> str | None:
+        """A one-line summary since the last report, or None if idle; resets."""
+        if not self.batches:
+            return None
+        line = (
+            f"{self.batches} batches, {self.requests / self.batches:.1f} requests per batch "
+            f"(max {self.largest}), commit {1000 * self.commit_seconds / self.batches:.2f} ms "
+            f"mean, {1000 * self.slowest_commit:.2f} ms max"
+        )
+        self.batches = self.requests = self.largest = 0
+        self.commit_seconds = self.slowest_commit = 0.0
+        return line
+
+
+class _CommitError(Exception):
+    """A batch did not commit; ``outcome_known`` is False when COMMIT was sent."""
+
+    def __init__(self, outcome_known: bool) -> None:
+        super().__init__("commit failed")
+        self.outcome_known = outcome_known
 
 
 class ExchangeService:
-    """Turns one request's XML into its reply's XML, changing the exchange."""
+    """The engine, its store, and the batches between them."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        store: Store,
+        *,
+        commit_timeout: float = 5.0,
+        recovery_timeout: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._commit_timeout = commit_timeout
+        self._recovery_timeout = recovery_timeout
         self._clock = clock
+        self._engine: Engine | None = None
+        self._batch_id = 0
+        self._filling = _Batch()
+        self._work = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._unavailable = render_error(RequestError(ErrorCode.UNAVAILABLE))
+        self.stats = BatchStats()
 
-    def handle(self, body: bytes) -> bytes:
-        """The reply to one request document."""
+    @property
+    def engine(self) -> Engine | None:
+        """The live engine, or None while the exchange is unavailable."""
+        return self._engine
+
+    async def start(self) -> None:
+        """Bring the schema up to date and load the exchange."""
+        await self._store.migrate()
+        await self._load()
+
+    # the request path (synchronous: runs between two awaits of the loop)
+
+    def submit(self, body: bytes, reply: Reply) -> None:
+        """Apply one request; its reply is settled once it may leave."""
+        engine = self._engine
+        if engine is None:
+            reply.send(self._unavailable)
+            return
         request = read_request(body)
         if isinstance(request, RequestError):
-            return render_error(request)
-        return render_results(self.engine.apply(request, int(self._clock())))
+            reply.send(render_error(request))
+            return
+        results = engine.apply(request, int(self._clock()))
+        self._filling.replies.append((reply, render_results(results)))
+        self._idle.clear()
+        self._work.set()
 
-    def refuse(self, error: RequestError) -> bytes:
-        """The reply to a request refused before it could be read."""
-        return render_error(error)
+    # the committer
+
+    async def run(self) -> None:
+        """Commit batches one after another, forever."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            if self._engine is None or not self._filling.replies:
+                continue
+            try:
+                await self._commit_next_batch(self._engine)
+            except _CommitError as failure:
+                await self._recover_from(failure)
+            if not self._filling.replies:
+                self._idle.set()
+
+    async def drain(self) -> None:
+        """Wait until every applied request has been committed and answered."""
+        await self._idle.wait()
+
+    async def _commit_next_batch(self, engine: Engine) -> None:
+        batch, self._filling = self._filling, _Batch()
+        changes = engine.take_changes()
+        if not changes.is_empty():
+            self._batch_id += 1
+            commit_sent = False
+
+            def note_commit_sent() -> None:
+                nonlocal commit_sent
+                commit_sent = True
+
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(
+                    self._store.write(
+                        self._batch_id, len(batch.replies), changes, note_commit_sent
+                    ),
+                    self._commit_timeout,
+                )
+            except Exception as exc:
+                log.error("batch %d failed to commit: %r", self._batch_id, exc)
+                self._abandon(batch, outcome_known=not commit_sent)
+                raise _CommitError(outcome_known=not commit_sent) from exc
+            self.stats.record(len(batch.replies), time.perf_counter() - started)
+        for reply, data in batch.replies:
+            reply.send(data)
+
+    def _abandon(self, batch: _Batch, *, outcome_known: bool) -> None:
+        """Stop acknowledging: settle every uncommitted reply without success."""
+        self._engine = None
+        for reply, _ in batch.replies:
+            if outcome_known:
+                reply.send(self._unavailable)
+            else:
+                reply.drop_connection()
+        behind, self._filling = self._filling, _Batch()
+        for reply, _ in behind.replies:
+            reply.send(self._unavailable)
+
+    async def _recover_from(self, failure: _CommitError) -> None:
+        log.warning(
+            "exchange unavailable (%s); rebuilding from the database",
+            "outcome known" if failure.outcome_known else "outcome unknown",
+        )
+        await self._store.reset_connections()
+        while True:
+            try:
+                await asyncio.wait_for(self._load(), self._recovery_timeout)
+            except Exception as exc:
+                log.warning("database not reachable yet: %r", exc)
+                await self._store.reset_connections()
+                await asyncio.sleep(RETRY_INTERVAL)
+            else:
+                log.info("exchange rebuilt from the database; serving again")
+                return
+
+    async def _load(self) -> None:
+        engine, last_batch_id = await self._store.load_engine()
+        self._batch_id = last_batch_id
+        tune_garbage_collector()
+        self._engine = engine

@@ -1,0 +1,58 @@
+"""The exchange's system of record, as the server sees it.
+
+One object bundles the database engine, the migrations, the batch writer
+and the recovery loader, so the server never touches SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bourse.core.changes import ChangeSet
+from bourse.core.engine import Engine
+from bourse.core.restore import restore_engine
+from bourse.store.database import migrate, open_database
+from bourse.store.loader import StoredState, load_state
+from bourse.store.writer import write_batch
+
+
+class Store:
+    """PostgreSQL at ``url``: write batches, load the exchange back."""
+
+    def __init__(self, url: str) -> None:
+        self._database = open_database(url)
+
+    async def migrate(self) -> None:
+        """Bring the schema up to date."""
+        await migrate(self._database)
+
+    async def write(
+        self, batch_id: int, requests: int, changes: ChangeSet, commit_sent: Callable[[], None]
+    ) -> None:
+        """Commit one batch (see ``writer.write_batch``)."""
+        await write_batch(self._database, batch_id, requests, changes, commit_sent)
+
+    async def load(self) -> StoredState:
+        """Everything committed so far."""
+        return await load_state(self._database)
+
+    async def load_engine(self) -> tuple[Engine, int]:
+        """A fresh engine holding everything committed, and the last batch id."""
+        state = await self.load()
+        engine = restore_engine(
+            symbols=state.symbols,
+            accounts=state.accounts,
+            positions=state.positions,
+            orders=state.orders,
+            executions=state.executions,
+            deposits=state.deposits,
+        )
+        return engine, state.last_batch_id
+
+    async def reset_connections(self) -> None:
+        """Forget pooled connections (after a failure left them in doubt)."""
+        await self._database.dispose(close=False)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self._database.dispose()
