@@ -168,10 +168,10 @@ class EmbeddedPostgres:
     # -- start -------------------------------------------------------------------------
 
     def _prepare_data_dir(self) -> None:
-        created = not self.data_dir.exists()
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not created:
+        if self.data_dir.exists() or self.data_dir.is_symlink():
             check_is_ours(self.data_dir)
+        else:
+            self.data_dir.mkdir(mode=0o700, parents=True)
         if self._account is not None:
             check_traversable(self.data_dir, self._account)
             give_to(self.data_dir, self._account)
@@ -471,7 +471,7 @@ def write_config(pgdata: Path, socket_dir: Path, account: ServiceAccount | None)
         "fsync": "on",
         "synchronous_commit": "on",
         "full_page_writes": "on",
-        "max_connections": "64",
+        "max_connections": "100",
         "shared_buffers": "128MB",
         "timezone": "'UTC'",
         "log_timezone": "'UTC'",
