@@ -138,7 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    from bourse.server.app import database_url  # noqa: PLC0415
+    from bourse.server.app import open_database  # noqa: PLC0415
     from bourse.store.store import Store  # noqa: PLC0415
 
     async def upgrade(url: str) -> None:
@@ -148,8 +148,8 @@ def _upgrade(args: argparse.Namespace) -> int:
         finally:
             await store.close()
 
-    with database_url(args.database_url, args.data_dir) as url:
-        asyncio.run(upgrade(url))
+    with open_database(args.database_url, args.data_dir) as database:
+        asyncio.run(upgrade(database.url))
     logging.getLogger("bourse").info("database schema is up to date")
     return 0
 

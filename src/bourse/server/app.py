@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from bourse.server.config import ServerConfig
@@ -99,8 +100,8 @@ class ExchangeServer:
                 log.info("batches: %s", line)
 
 
-async def _serve(config: ServerConfig, database_url: str) -> int:
-    store = Store(database_url)
+async def _serve(config: ServerConfig, database: Database) -> int:
+    store = Store(database.url, revive=database.revive)
     try:
         service = ExchangeService(store, commit_timeout=config.commit_timeout)
         await service.start()
@@ -109,18 +110,27 @@ async def _serve(config: ServerConfig, database_url: str) -> int:
         await store.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Database:
+    """Where the exchange stores its state, and how to restart it if it
+    is ours (the embedded server)."""
+
+    url: str
+    revive: Callable[[], object] | None = None
+
+
 @contextlib.contextmanager
-def database_url(configured: str | None, data_dir: Path) -> Iterator[str]:
-    """The URL to use: the configured one, or that of the embedded server
-    in ``data_dir``, started for the duration and stopped afterwards."""
+def open_database(configured: str | None, data_dir: Path) -> Iterator[Database]:
+    """The configured database, or the embedded server in ``data_dir``,
+    started for the duration and stopped afterwards."""
     if configured is not None:
-        yield configured
+        yield Database(configured)
         return
     embedded = EmbeddedPostgres(data_dir)
     try:
         url = embedded.start()
         log.info("embedded PostgreSQL ready in %s", data_dir)
-        yield url
+        yield Database(url, embedded.revive)
     finally:
         embedded.stop()
 
@@ -129,5 +139,5 @@ def run(config: ServerConfig) -> int:
     """Run the server in this process until it stops; its exit status."""
     import uvloop  # noqa: PLC0415 - loaded only when serving
 
-    with database_url(config.database_url, config.data_dir) as url:
-        return uvloop.run(_serve(config, url))
+    with open_database(config.database_url, config.data_dir) as database:
+        return uvloop.run(_serve(config, database))

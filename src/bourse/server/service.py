@@ -202,6 +202,7 @@ class ExchangeService:
         await self._store.reset_connections()
         while True:
             try:
+                await self._store.revive()
                 await asyncio.wait_for(self._load(), self._recovery_timeout)
             except Exception as exc:
                 log.warning("database not reachable yet: %r", exc)

@@ -145,6 +145,22 @@ class EmbeddedPostgres:
         self._url = libpq_url(info)
         return self._url
 
+    def revive(self) -> str:
+        """Start the owned server again if it has died (keeping the lock); its URL.
+
+        The exchange calls this while it recovers from a failed commit, so
+        that an embedded PostgreSQL killed under it comes back by itself.
+        """
+        if self._lock_fd is None:
+            return self.start()
+        if self._postmaster_pid is not None and serves(self._postmaster_pid, self.pgdata):
+            assert self._url is not None
+            return self._url
+        info = self._adopt_or_launch()
+        self._postmaster_pid = info.pid
+        self._url = libpq_url(info)
+        return self._url
+
     def stop(self) -> None:
         """Fast-stop the server if this object started or adopted it; idempotent."""
         pid, self._postmaster_pid, self._url = self._postmaster_pid, None, None

@@ -6,6 +6,7 @@ and the recovery loader, so the server never touches SQLAlchemy.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from bourse.core.changes import ChangeSet
@@ -17,10 +18,21 @@ from bourse.store.writer import write_batch
 
 
 class Store:
-    """PostgreSQL at ``url``: write batches, load the exchange back."""
+    """PostgreSQL at ``url``: write batches, load the exchange back.
 
-    def __init__(self, url: str) -> None:
+    ``revive``, when given, is called (in a worker thread) before each
+    attempt to reach the database during recovery: the embedded server
+    passes its own restart there.
+    """
+
+    def __init__(self, url: str, revive: Callable[[], object] | None = None) -> None:
         self._database = open_database(url)
+        self._revive = revive
+
+    async def revive(self) -> None:
+        """Bring the database back if this store knows how."""
+        if self._revive is not None:
+            await asyncio.to_thread(self._revive)
 
     async def migrate(self) -> None:
         """Bring the schema up to date."""
