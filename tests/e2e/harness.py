@@ -53,21 +53,13 @@ def _pump(server: ServerProcess, listening: threading.Event) -> None:
 
 
 @contextmanager
-def running_server(database_url: str, *extra: str) -> Iterator[ServerProcess]:
+def running_server(database_url: str | None, *extra: str) -> Iterator[ServerProcess]:
     """Start ``bourse serve`` on a free loopback port, storing into
-    ``database_url``; kill it afterwards if it is still running."""
+    ``database_url`` (None: the embedded default, given ``--data-dir`` in
+    ``extra``); kill it afterwards if it is still running."""
+    database = [] if database_url is None else ["--database-url", database_url]
     process = subprocess.Popen(
-        [
-            str(BOURSE),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--database-url",
-            database_url,
-            *extra,
-        ],
+        [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *database, *extra],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,

@@ -77,11 +77,12 @@ class BatchStats:
 
 
 class _CommitError(Exception):
-    """A batch did not commit; ``outcome_known`` is False when COMMIT was sent."""
+    """A batch did not commit for sure. ``in_doubt`` names the server session
+    whose COMMIT was sent without an answer (None: nothing was committed)."""
 
-    def __init__(self, outcome_known: bool) -> None:
+    def __init__(self, in_doubt: int | None) -> None:
         super().__init__("commit failed")
-        self.outcome_known = outcome_known
+        self.in_doubt = in_doubt
 
 
 class ExchangeService:
@@ -160,24 +161,18 @@ class ExchangeService:
         changes = engine.take_changes()
         if not changes.is_empty():
             self._batch_id += 1
-            commit_sent = False
-
-            def note_commit_sent() -> None:
-                nonlocal commit_sent
-                commit_sent = True
+            in_doubt: list[int] = []
 
             started = time.perf_counter()
             try:
                 await asyncio.wait_for(
-                    self._store.write(
-                        self._batch_id, len(batch.replies), changes, note_commit_sent
-                    ),
+                    self._store.write(self._batch_id, len(batch.replies), changes, in_doubt.append),
                     self._commit_timeout,
                 )
             except Exception as exc:
                 log.error("batch %d failed to commit: %r", self._batch_id, exc)
-                self._abandon(batch, outcome_known=not commit_sent)
-                raise _CommitError(outcome_known=not commit_sent) from exc
+                self._abandon(batch, outcome_known=not in_doubt)
+                raise _CommitError(in_doubt[0] if in_doubt else None) from exc
             self.stats.record(len(batch.replies), time.perf_counter() - started)
         for reply, data in batch.replies:
             reply.send(data)
@@ -197,12 +192,16 @@ class ExchangeService:
     async def _recover_from(self, failure: _CommitError) -> None:
         log.warning(
             "exchange unavailable (%s); rebuilding from the database",
-            "outcome known" if failure.outcome_known else "outcome unknown",
+            "outcome known" if failure.in_doubt is None else "outcome in doubt",
         )
         await self._store.reset_connections()
         while True:
             try:
                 await self._store.revive()
+                if failure.in_doubt is not None:
+                    await asyncio.wait_for(
+                        self._store.settle(failure.in_doubt), self._recovery_timeout
+                    )
                 await asyncio.wait_for(self._load(), self._recovery_timeout)
             except Exception as exc:
                 log.warning("database not reachable yet: %r", exc)

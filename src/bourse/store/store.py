@@ -12,7 +12,8 @@ from collections.abc import Callable
 from bourse.core.changes import ChangeSet
 from bourse.core.engine import Engine
 from bourse.core.restore import restore_engine
-from bourse.store.database import migrate, open_database
+from bourse.store.audit import audit_database
+from bourse.store.database import migrate, open_database, settle_session
 from bourse.store.loader import StoredState, load_state
 from bourse.store.writer import write_batch
 
@@ -39,7 +40,11 @@ class Store:
         await migrate(self._database)
 
     async def write(
-        self, batch_id: int, requests: int, changes: ChangeSet, commit_sent: Callable[[], None]
+        self,
+        batch_id: int,
+        requests: int,
+        changes: ChangeSet,
+        commit_sent: Callable[[int], None],
     ) -> None:
         """Commit one batch (see ``writer.write_batch``)."""
         await write_batch(self._database, batch_id, requests, changes, commit_sent)
@@ -60,6 +65,16 @@ class Store:
             deposits=state.deposits,
         )
         return engine, state.last_batch_id
+
+    async def settle(self, server_pid: int) -> None:
+        """Make sure the session ``server_pid``, whose COMMIT is in doubt, has
+        ended (terminating it if needed), so that what is read next already
+        holds its outcome, whichever it was."""
+        await settle_session(self._database, server_pid)
+
+    async def audit(self) -> list[str]:
+        """The invariants the stored exchange breaks (see ``audit.py``)."""
+        return await audit_database(self._database)
 
     async def reset_connections(self) -> None:
         """Forget pooled connections (after a failure left them in doubt)."""

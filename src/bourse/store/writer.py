@@ -3,14 +3,15 @@
 The engine cuts a ``ChangeSet`` (every changed row once, at its value at the
 cut); this module writes it with one statement per table, each row set
 passed as arrays and expanded by ``unnest`` on the server, so a batch costs
-a handful of round trips however many rows it holds (docs/storage.md has
-the measurements behind that choice). Rows that already exist are updated
-in place (``ON CONFLICT … DO UPDATE``). A ``batches`` row records the batch
-in the same transaction.
+a handful of round trips however many rows it holds
+(docs/storage-writes.md has the measurements behind that choice). Rows that
+already exist are updated in place (``ON CONFLICT … DO UPDATE``). A
+``batches`` row records the batch in the same transaction.
 
 The caller learns whether a failure happened before COMMIT was sent (the
 transaction certainly rolled back) or after (the outcome is unknown), which
-decides what its clients are told.
+decides what its clients are told, and which server session to settle
+before the exchange is read back.
 """
 
 from __future__ import annotations
@@ -84,19 +85,23 @@ async def write_batch(
     batch_id: int,
     requests: int,
     changes: ChangeSet,
-    commit_sent: Callable[[], None],
+    commit_sent: Callable[[int], None],
 ) -> None:
     """Write ``changes`` as batch ``batch_id`` in one transaction.
 
-    ``commit_sent`` is called just before COMMIT goes to the server: an
-    exception raised before that call means nothing was committed.
+    ``commit_sent`` is called with the server process id of the session just
+    before COMMIT goes to the server: an exception raised before that call
+    means nothing was committed; after it, the session named is the one
+    whose outcome is in doubt.
     """
     async with database.connect() as connection:
         transaction = await connection.begin()
         await connection.execute(_INSERT_BATCH, {"batch": batch_id, "requests": requests})
         for statement, parameters in batch_statements(changes):
             await connection.execute(statement, {"batch": batch_id, **parameters})
-        commit_sent()
+        session = (await connection.get_raw_connection()).driver_connection
+        assert session is not None
+        commit_sent(session.get_server_pid())
         await transaction.commit()
 
 
