@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bourse.bench.run import BenchSettings
 from bourse.server.config import ServerConfig
 
 
@@ -105,6 +106,38 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "data-dir", defaults.data_dir, "embedded PostgreSQL's directory", Path)
 
 
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = BenchSettings()
+    parser.add_argument("--host", default=defaults.host, help="server address (%(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="server port (%(default)s)")
+    parser.add_argument(
+        "--clients", type=int, default=defaults.clients, help="concurrent clients (%(default)s)"
+    )
+    parser.add_argument(
+        "--requests-per-client",
+        type=int,
+        default=defaults.requests_per_client,
+        help="requests each client sends (%(default)s)",
+    )
+    parser.add_argument(
+        "--orders-per-request",
+        type=int,
+        default=defaults.orders_per_request,
+        help="orders in each <transactions> (%(default)s)",
+    )
+    parser.add_argument(
+        "--connection-per-request",
+        action="store_true",
+        help="open a new connection for every request (default: persistent connections)",
+    )
+    parser.add_argument(
+        "--accounts", type=int, default=defaults.accounts, help="accounts (%(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="workload seed (%(default)s)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``bourse``."""
     parser = argparse.ArgumentParser(
@@ -113,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the exchange server")
     _serve_arguments(serve)
+    _bench_arguments(commands.add_parser("bench", help="measure a running server"))
+    null = commands.add_parser("null-server", help="a server that only parses and answers")
+    null.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    null.add_argument("--port", type=int, default=12346, help="TCP port (%(default)s)")
     database = commands.add_parser("db", help="database maintenance")
     actions = database.add_subparsers(dest="action", required=True)
     upgrade = actions.add_parser("upgrade", help="apply the schema migrations and exit")
@@ -154,6 +191,38 @@ def _upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from bourse.bench.run import bench  # noqa: PLC0415
+
+    outcome = bench(
+        BenchSettings(
+            host=args.host,
+            port=args.port,
+            clients=args.clients,
+            requests_per_client=args.requests_per_client,
+            orders_per_request=args.orders_per_request,
+            persistent=not args.connection_per_request,
+            accounts=args.accounts,
+            seed=args.seed,
+        )
+    )
+    print(
+        f"{outcome.orders} orders in {outcome.seconds:.2f} s: "
+        f"{outcome.orders_per_second:,.0f} orders/s; latency p50 {outcome.p50_ms:.2f} ms, "
+        f"p99 {outcome.p99_ms:.2f} ms; {outcome.malformed_replies} malformed replies"
+    )
+    return 1 if outcome.malformed_replies else 0
+
+
+def _null_server(args: argparse.Namespace) -> int:
+    import uvloop  # noqa: PLC0415
+
+    from bourse.bench.null_server import serve_null  # noqa: PLC0415
+
+    uvloop.run(serve_null(args.host, args.port))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bourse`` console script."""
     args = build_parser().parse_args(argv)
@@ -163,9 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    if args.command == "db":
-        return _upgrade(args)
-    return _serve(args)
+    commands = {"serve": _serve, "bench": _bench, "null-server": _null_server, "db": _upgrade}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

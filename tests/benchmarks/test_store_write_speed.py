@@ -10,8 +10,9 @@ store uses it, one pooled connection checked out per batch):
 
 - ``executemany``: one ``INSERT … VALUES … ON CONFLICT`` per table, executed
   for every row (``connection.execute(statement, list_of_dicts)``);
-- ``unnest``: ``bourse.store.writer.write_batch`` itself, one
-  ``INSERT … SELECT … FROM unnest(arrays) … ON CONFLICT`` per table;
+- ``statement``: the store's own ``BatchWriter``: one statement of
+  data-modifying CTEs, one ``INSERT … SELECT … FROM unnest(arrays) … ON
+  CONFLICT`` per table, on a dedicated asyncpg session (asyncpg only);
 - ``copy``: binary COPY of the upserted rows into temporary tables (made
   once per connection, ``ON COMMIT DELETE ROWS``) then one
   ``INSERT … SELECT … ON CONFLICT`` per table from them; the insert-only
@@ -53,7 +54,7 @@ from bourse.bench.workload import WorkloadShape, setup_request, transaction_stre
 from bourse.core.changes import ChangeSet
 from bourse.core.engine import Engine
 from bourse.store.database import CONNECT_TIMEOUT, migrate, open_database
-from bourse.store.writer import write_batch
+from bourse.store.writer import BatchWriter
 from tests.databases import EXTERNAL_URL_VARIABLE, external_url, fresh_database
 
 SHAPE = WorkloadShape()
@@ -231,13 +232,17 @@ def open_engine(url: str, driver: str) -> AsyncEngine:
     )
 
 
-def _commit_sent(server_pid: int) -> None:
+def _statement_sent(server_pid: int) -> None:
     """No client waits on a benchmark batch."""
 
 
-async def write_unnest(database: AsyncEngine, batch_id: int, batch: Batch) -> None:
-    """The store's own writer."""
-    await write_batch(database, batch_id, batch.requests, batch.changes, _commit_sent)
+_WRITERS: dict[int, BatchWriter] = {}
+
+
+async def write_statement(database: AsyncEngine, batch_id: int, batch: Batch) -> None:
+    """The store's own writer: one statement on a dedicated asyncpg session."""
+    writer = _WRITERS.setdefault(id(database), BatchWriter(database))
+    await writer.write(batch_id, batch.requests, batch.changes, _statement_sent)
 
 
 _EXECUTEMANY_SYMBOLS = text("INSERT INTO symbols (symbol) VALUES (:symbol) ON CONFLICT DO NOTHING")
@@ -524,9 +529,17 @@ async def write_copy(database: AsyncEngine, batch_id: int, batch: Batch) -> None
                         await connection.execute(merge, {"batch": batch_id})
 
 
+async def release(database: AsyncEngine) -> None:
+    """Close the store writer's session, if any, then the engine's pool."""
+    writer = _WRITERS.pop(id(database), None)
+    if writer is not None:
+        await writer.close()
+    await database.dispose()
+
+
 STRATEGIES: dict[str, WriteBatch] = {
     "executemany": write_executemany,
-    "unnest": write_unnest,
+    "statement": write_statement,
     "copy": write_copy,
 }
 
@@ -547,7 +560,13 @@ class Case:
         return f"{self.strategy}/{self.driver}"
 
 
-CASES = [Case(strategy, driver) for strategy in STRATEGIES for driver in DRIVERS]
+#: The store's writer uses asyncpg's own connection, so it has no psycopg case.
+CASES = [
+    Case(strategy, driver)
+    for strategy in STRATEGIES
+    for driver in DRIVERS
+    if (strategy, driver) != ("statement", "psycopg")
+]
 
 
 async def open_written(url: str, case: Case, setup: Batch) -> AsyncEngine:
@@ -610,7 +629,7 @@ def test_batch_commit(
                 commit, setup=next_batch, rounds=rounds, iterations=1
             )
         finally:
-            runner.run(database.dispose())
+            runner.run(release(database))
     assert stored_state(external_database) == expected_state(exchange, batches=1 + len(written))
     rows = sum(batch.rows for batch in written)
     assert rows > len(written) * size  # real traffic: orders, their accounts, fills
@@ -680,7 +699,7 @@ async def sweep_size(urls: dict[Case, str], size: int, batches: int, repetitions
                 timings[case].add_repetition(latencies, cpu, sum(batch.rows for batch in chunk))
     finally:
         for database in databases.values():
-            await database.dispose()
+            await release(database)
     expected = expected_state(exchange, batches=1 + batches * repetitions)
     for case, url in urls.items():
         assert stored_state(url) == expected, f"{case} wrote something else"

@@ -448,3 +448,13 @@ def test_rejected_order_changes_nothing(engine: Engine) -> None:
     engine.take_changes()
     engine.apply(transactions("3", order("SPY", "1000", "1000")), now=1)
     assert engine.take_changes().is_empty()
+
+
+def test_changes_record_deposits_in_order() -> None:
+    engine = Engine()
+    engine.apply(create(account("1", "5"), shares("A", "1", "2"), shares("A", "9", "3")), now=42)
+    deposits = engine.take_changes().deposits
+    assert [(d.account_id, d.symbol, d.amount, d.time) for d in deposits] == [
+        ("1", None, D(5), 42),
+        ("1", "A", D(2), 42),
+    ]

@@ -180,7 +180,10 @@ class Client:
         return f'<transactions id="{self.account_id}">{"".join(children)}</transactions>'.encode()
 
     def record(self, reply: bytes) -> None:
-        """Note what an acknowledged reply says."""
+        """Note what an acknowledged reply says (an "unavailable" refusal
+        acknowledges nothing)."""
+        if b"Exchange unavailable" in reply:
+            return
         self.seen.requests += 1
         for element in _parse(reply):
             if element.tag == "opened":
@@ -288,6 +291,16 @@ def _restart_if_down(server: Server) -> None:
         server.start()
 
 
+async def _wait_available(server: Server, within: float = 120.0) -> None:
+    """Wait until the exchange has recovered and answers again."""
+    deadline = time.monotonic() + within
+    probe = b'<transactions id="0"><query id="1"/></transactions>'
+    while b"unavailable" in await _exchange("127.0.0.1", server.port, probe):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the exchange did not recover")
+        await asyncio.sleep(0.2)
+
+
 # checks
 
 
@@ -374,6 +387,7 @@ async def run_crash_cycles(
             fault = FAULTS[cycle % len(FAULTS)]
             await _load_until_fault(server, people, fault, rng)
             _restart_if_down(server)
+            await _wait_available(server)
             problems = await _verify(server, seen) + await _audit(server)
             report.cycles += 1
             report.faults[fault] = report.faults.get(fault, 0) + 1

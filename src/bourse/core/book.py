@@ -1,18 +1,24 @@
 """Order books: resting orders per symbol, best price first, FIFO per price.
 
 Each side keeps a dict from price to a level (an ``OrderedDict`` of the
-orders resting at that price, in arrival order) and a sorted list of level
-keys whose last element is the best price. Reaching the best order is O(1),
-adding a new price level is a binary search, and a cancel removes an order
-by id without scanning its level.
+orders resting at that price, in arrival order) and the ascending list of
+level prices. The best order is reached in O(1), a level is found by
+binary search, and a cancel removes an order by id without scanning its
+level.
+
+Levels are found by bisecting that list, never by hashing the order's
+price: the price is a fresh ``Decimal`` from the request, and hashing a
+fractional ``Decimal`` costs more than a dozen comparisons. The stored
+price, whose hash is cached, then keys ``levels``.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import OrderedDict
 from decimal import Decimal
 
+from bourse.core.money import ZERO
 from bourse.core.results import Execution, OrderState
 
 
@@ -49,20 +55,21 @@ class Order:
         self.amount = amount
         self.limit = limit
         self.created_at = created_at
-        self.is_buy = amount > 0
-        self.open_shares = amount if self.is_buy else amount.copy_negate()
-        self.canceled_shares = Decimal(0)
+        self.is_buy = is_buy = amount > ZERO
+        self.open_shares = amount if is_buy else amount.copy_negate()
+        self.canceled_shares = ZERO
         self.canceled_at: int | None = None
         self.executions: list[Execution] = []
 
     def state(self) -> OrderState:
         """An immutable snapshot of the order's history."""
+        # positional: keyword arguments triple the cost of a dataclass constructor
         return OrderState(
-            order_id=self.order_id,
-            open_shares=self.open_shares,
-            canceled_shares=self.canceled_shares,
-            canceled_at=self.canceled_at,
-            executions=tuple(self.executions),
+            self.order_id,
+            self.open_shares,
+            self.canceled_shares,
+            self.canceled_at,
+            tuple(self.executions),
         )
 
 
@@ -70,58 +77,55 @@ Level = OrderedDict[int, Order]
 
 
 class Side:
-    """One side of a book. Level keys sort ascending with the best price
-    last: the price itself for bids, its negation for asks."""
+    """One side of a book. ``keys`` holds the price of every level in
+    ascending order, so the best price is last for bids and first for asks
+    (``keys[best_index]``); each is the very object that keys ``levels``."""
 
-    __slots__ = ("is_bid", "keys", "levels")
+    __slots__ = ("best_index", "is_bid", "keys", "levels")
 
     def __init__(self, *, is_bid: bool) -> None:
         self.is_bid = is_bid
         self.levels: dict[Decimal, Level] = {}
         self.keys: list[Decimal] = []
-
-    def _key(self, price: Decimal) -> Decimal:
-        return price if self.is_bid else price.copy_negate()
+        self.best_index = -1 if is_bid else 0
 
     def best_price(self) -> Decimal | None:
         """The best price resting on this side, or None when it is empty."""
-        if not self.keys:
-            return None
-        key = self.keys[-1]
-        return key if self.is_bid else key.copy_negate()
+        return self.keys[self.best_index] if self.keys else None
 
     def add(self, order: Order) -> None:
         """Rest ``order`` behind everything already at its price."""
-        level = self.levels.get(order.limit)
-        if level is None:
-            level = OrderedDict()
-            self.levels[order.limit] = level
-            insort(self.keys, self._key(order.limit))
+        keys = self.keys
+        limit = order.limit
+        index = bisect_left(keys, limit)
+        if index < len(keys) and keys[index] == limit:
+            level = self.levels[keys[index]]
+        else:
+            level = self.levels[limit] = OrderedDict()
+            keys.insert(index, limit)
         level[order.order_id] = order
 
     def remove(self, order: Order) -> None:
         """Take ``order`` off the book (it must be resting here)."""
-        level = self.levels[order.limit]
+        price = self.keys[bisect_left(self.keys, order.limit)]
+        level = self.levels[price]
         del level[order.order_id]
         if not level:
-            self.drop_level(order.limit)
+            self.drop_level(price)
 
     def drop_level(self, price: Decimal) -> None:
         """Forget the (now empty) level at ``price``."""
         del self.levels[price]
-        key = self._key(price)
-        if self.keys[-1] == key:
-            self.keys.pop()
-        else:
-            del self.keys[bisect_left(self.keys, key)]
+        del self.keys[bisect_left(self.keys, price)]
+
+    def drop_best_level(self) -> None:
+        """Forget the (now empty) level at the best price."""
+        del self.levels[self.keys.pop(self.best_index)]
 
     def orders(self) -> list[Order]:
         """Every resting order, best price first, FIFO within a price."""
-        return [
-            order
-            for key in reversed(self.keys)
-            for order in self.levels[key if self.is_bid else key.copy_negate()].values()
-        ]
+        prices = reversed(self.keys) if self.is_bid else self.keys
+        return [order for price in prices for order in self.levels[price].values()]
 
 
 class Book:

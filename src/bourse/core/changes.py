@@ -78,7 +78,7 @@ class ChangeSet:
     positions: tuple[PositionRow, ...]
     orders: tuple[OrderRow, ...]
     executions: tuple[ExecutionRow, ...]
-    deposits: tuple[DepositRow, ...] = ()
+    deposits: tuple[DepositRow, ...]
 
     def is_empty(self) -> bool:
         """True when the batch changed nothing."""

@@ -9,6 +9,12 @@ same requests at the same times always give the same results.
 Matching is price-time priority at the resting order's price: an incoming
 order trades against the best opposite level while it crosses, oldest
 order first within a level, splitting orders as needed.
+
+Placing orders is the hot path. ``_place`` looks at the best opposite
+price before calling the matcher at all; the matcher settles each resting
+order inline as it fills, and the incoming order once, from its totals.
+All sums are exact (``MONEY``), so settling totals gives the very numbers,
+value and exponent, that settling fill by fill would.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from bourse.core.book import Book, Order, Side
 from bourse.core.changes import (
     AccountRow,
     ChangeSet,
+    DepositRow,
     ExecutionRow,
     Journal,
     OrderRow,
@@ -29,11 +36,11 @@ from bourse.core.commands import (
     CancelOrder,
     CreateAccount,
     CreateCommand,
-    CreateRequest,
     PlaceOrder,
     QueryOrder,
     Request,
     TransactionCommand,
+    TransactionsRequest,
 )
 from bourse.core.errors import ErrorCode
 from bourse.core.ledger import Account, Ledger
@@ -66,12 +73,16 @@ class Engine:
 
     def apply(self, request: Request, now: int) -> list[Result]:
         """Apply one request at time ``now``; one result per command, in order."""
-        if isinstance(request, CreateRequest):
-            return [self._create(command) for command in request.commands]
-        account = self.ledger.accounts.get(request.account_id)
-        if account is None:
-            return [Error(ErrorCode.ACCOUNT_NOT_FOUND, c.echo) for c in request.commands]
-        return [self._transact(account, command, now) for command in request.commands]
+        if isinstance(request, TransactionsRequest):
+            commands = request.commands
+            account = self.ledger.accounts.get(request.account_id)
+            if account is None:
+                return [Error(ErrorCode.ACCOUNT_NOT_FOUND, c.echo) for c in commands]
+            if len(commands) == 1:  # the usual request: a comprehension costs more
+                return [self._transact(account, commands[0], now)]
+            transact = self._transact
+            return [transact(account, command, now) for command in commands]
+        return [self._create(command, now) for command in request.commands]
 
     def take_changes(self) -> ChangeSet:
         """Rows for everything changed since the last call, at their current
@@ -91,31 +102,34 @@ class Engine:
             ),
             orders=tuple(_order_row(orders[order_id]) for order_id in sorted(journal.orders)),
             executions=tuple(journal.executions),
+            deposits=tuple(journal.deposits),
         )
         journal.symbols.clear()
         journal.accounts.clear()
         journal.positions.clear()
         journal.orders.clear()
         journal.executions.clear()
+        journal.deposits.clear()
         return changes
 
     # <create>
 
-    def _create(self, command: CreateCommand) -> Result:
+    def _create(self, command: CreateCommand, now: int) -> Result:
         if isinstance(command, CreateAccount):
-            return self._create_account(command)
+            return self._create_account(command, now)
         if isinstance(command, AddShares):
-            return self._add_shares(command)
+            return self._add_shares(command, now)
         return Error(command.code, command.echo)
 
-    def _create_account(self, command: CreateAccount) -> Result:
+    def _create_account(self, command: CreateAccount, now: int) -> Result:
         if command.account_id in self.ledger.accounts:
             return Error(ErrorCode.ACCOUNT_EXISTS, command.echo)
         self.ledger.open_account(command.account_id, command.balance)
         self.cash_deposited = MONEY.add(self.cash_deposited, command.balance)
+        self.journal.deposits.append(DepositRow(command.account_id, None, command.balance, now))
         return AccountCreated(command.account_id)
 
-    def _add_shares(self, command: AddShares) -> Result:
+    def _add_shares(self, command: AddShares, now: int) -> Result:
         symbol = command.symbol
         if symbol not in self.books:
             self.books[symbol] = Book(symbol)
@@ -126,6 +140,7 @@ class Engine:
             return Error(ErrorCode.ACCOUNT_NOT_FOUND, command.echo)
         self.ledger.deposit_shares(account, symbol, command.shares)
         self.shares_created[symbol] = MONEY.add(self.shares_created[symbol], command.shares)
+        self.journal.deposits.append(DepositRow(command.account_id, symbol, command.shares, now))
         return SharesCreated(symbol, command.account_id)
 
     # <transactions>
@@ -143,60 +158,123 @@ class Engine:
         book = self.books.get(command.symbol)
         if book is None:
             return Error(ErrorCode.UNKNOWN_SYMBOL, command.echo)
+        symbol = book.symbol  # the book's own string: identical keys compare fastest
         amount = command.amount
-        if amount > 0:
-            if not self.ledger.reserve_cash(account, MONEY.multiply(amount, command.limit)):
+        limit = command.limit
+        if amount > ZERO:
+            if not self.ledger.reserve_cash(account, MONEY.multiply(amount, limit)):
                 return Error(ErrorCode.INSUFFICIENT_FUNDS, command.echo)
-        elif not self.ledger.reserve_shares(account, command.symbol, amount.copy_negate()):
+        elif not self.ledger.reserve_shares(account, symbol, amount.copy_negate()):
             return Error(ErrorCode.INSUFFICIENT_SHARES, command.echo)
-        order = Order(
-            self.next_order_id, account.account_id, command.symbol, amount, command.limit, now
-        )
-        self.next_order_id += 1
-        self.orders[order.order_id] = order
-        self.journal.orders.add(order.order_id)
+        order_id = self.next_order_id
+        self.next_order_id = order_id + 1
+        order = Order(order_id, account.account_id, symbol, amount, limit, now)
+        self.orders[order_id] = order
+        self.journal.orders.add(order_id)
         if order.is_buy:
-            self._match(order, book.asks, now)
+            asks = book.asks
+            if asks.keys and asks.keys[asks.best_index] <= limit:
+                self._match(order, account, asks, now)
+            if order.open_shares:
+                book.bids.add(order)
         else:
-            self._match(order, book.bids, now)
-        if order.open_shares:
-            book.side_of(order).add(order)
-        return Opened(command.echo, order.order_id)
+            bids = book.bids
+            if bids.keys and bids.keys[bids.best_index] >= limit:
+                self._match(order, account, bids, now)
+            if order.open_shares:
+                book.asks.add(order)
+        return Opened(command.echo, order_id)
 
-    def _match(self, incoming: Order, opposite: Side, now: int) -> None:
-        """Fill ``incoming`` against ``opposite`` while it crosses."""
-        limit = incoming.limit
-        buying = incoming.is_buy
-        while incoming.open_shares:
-            price = opposite.best_price()
-            if price is None or (price > limit if buying else price < limit):
-                return
-            level = opposite.levels[price]
-            while incoming.open_shares and level:
-                resting = next(iter(level.values()))
-                shares = min(incoming.open_shares, resting.open_shares)
-                if buying:
-                    self._fill(incoming, resting, shares, price, now)
-                else:
-                    self._fill(resting, incoming, shares, price, now)
-                if not resting.open_shares:
-                    level.popitem(last=False)
-            if not level:
-                opposite.drop_level(price)
+    def _match(self, order: Order, account: Account, opposite: Side, now: int) -> None:
+        """Fill the incoming ``order`` of ``account`` from ``opposite``, best
+        level first, while the level's price crosses the order's limit.
 
-    def _fill(self, buy: Order, sell: Order, shares: Decimal, price: Decimal, now: int) -> None:
-        """Trade ``shares`` between ``buy`` and ``sell`` at ``price``."""
-        self.ledger.settle_fill(buy, sell, shares, price)
-        execution = Execution(shares, price, now)
-        buy.open_shares = MONEY.subtract(buy.open_shares, shares)
-        buy.executions.append(execution)
-        sell.open_shares = MONEY.subtract(sell.open_shares, shares)
-        sell.executions.append(execution)
+        Resting orders settle fill by fill (in ``_fill_from_level``). The
+        incoming order settles once, from per-level sums: a buy gets its
+        shares and back the part of its hold above each level's price, a
+        sell is paid.
+        """
+        buying = order.is_buy
+        limit = order.limit
+        remaining = order.open_shares
+        traded = cash = ZERO  # shares traded; a buy's refund or a sell's proceeds
+        prices = opposite.keys
+        best = opposite.best_index
+        while prices:
+            price = prices[best]
+            if price > limit if buying else price < limit:
+                break
+            remaining, filled = self._fill_from_level(order, remaining, opposite, price, now)
+            traded = MONEY.add(traded, filled)
+            if not buying:
+                cash = MONEY.add(cash, MONEY.multiply(filled, price))
+            elif price != limit:
+                cash = MONEY.add(cash, MONEY.multiply(filled, MONEY.subtract(limit, price)))
+            if not remaining:
+                break
+        order.open_shares = remaining
+        if buying:
+            self.ledger.settle_purchase(account, order.symbol, traded, cash)
+        else:
+            self.ledger.settle_sale(account, cash)
+
+    def _fill_from_level(
+        self, order: Order, remaining: Decimal, side: Side, price: Decimal, now: int
+    ) -> tuple[Decimal, Decimal]:
+        """Fill up to ``remaining`` shares of the incoming ``order`` from the
+        level at ``price``, oldest resting order first; the shares still
+        wanted and the shares filled.
+
+        Each fill settles the resting order: its open shares, its history,
+        and its account (a resting sell is paid; a resting buy gets the
+        shares, and as its hold was at this very price it has no refund).
+        Used-up resting orders leave the level after the walk, and an
+        emptied level leaves the side.
+        """
+        buying = order.is_buy
+        symbol = order.symbol
+        order_id = order.order_id
+        accounts = self.ledger.accounts
         journal = self.journal
-        journal.orders.add(buy.order_id)
-        journal.orders.add(sell.order_id)
-        journal.executions.append(ExecutionRow(buy.order_id, execution))
-        journal.executions.append(ExecutionRow(sell.order_id, execution))
+        add = MONEY.add  # bound once: used per fill
+        subtract = MONEY.subtract
+        multiply = MONEY.multiply
+        level = side.levels[price]
+        filled = ZERO
+        used_up = 0
+        for resting in level.values():
+            available = resting.open_shares
+            shares = available if available < remaining else remaining
+            execution = Execution(shares, price, now)
+            counterparty = accounts[resting.account_id]
+            if buying:
+                counterparty.balance = add(counterparty.balance, multiply(shares, price))
+                journal.accounts.add(resting.account_id)
+                journal.executions.append(ExecutionRow(order_id, execution))
+                journal.executions.append(ExecutionRow(resting.order_id, execution))
+            else:
+                positions = counterparty.positions
+                positions[symbol] = add(positions.get(symbol, ZERO), shares)
+                journal.positions.add((resting.account_id, symbol))
+                journal.executions.append(ExecutionRow(resting.order_id, execution))
+                journal.executions.append(ExecutionRow(order_id, execution))
+            resting.open_shares = subtract(available, shares)
+            resting.executions.append(execution)
+            order.executions.append(execution)
+            journal.orders.add(resting.order_id)
+            filled = add(filled, shares)
+            remaining = subtract(remaining, shares)
+            if resting.open_shares:
+                break
+            used_up += 1
+            if not remaining:
+                break
+        if used_up == len(level):
+            side.drop_best_level()
+        else:
+            for _ in range(used_up):
+                level.popitem(last=False)
+        return remaining, filled
 
     def _own_order(self, account: Account, order_id: int) -> Order | None:
         """The order if it exists and belongs to ``account`` (else None:

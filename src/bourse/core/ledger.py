@@ -6,6 +6,11 @@ and a cancel releases what the open part still holds. Balances and
 positions therefore never go negative, and cash and shares are conserved
 by construction: every function here moves value, none creates it except
 the explicit deposits.
+
+One movement lives elsewhere for speed: the resting side of each fill
+(the resting seller's cash, the resting buyer's shares) is settled inline
+by the engine's matching loop, the hottest code of the exchange. The
+incoming order settles here, once per match, from its totals.
 """
 
 from __future__ import annotations
@@ -65,21 +70,18 @@ class Ledger:
         self.journal.positions.add((account.account_id, symbol))
         return True
 
-    def settle_fill(self, buy: Order, sell: Order, shares: Decimal, price: Decimal) -> None:
-        """One fill: the seller is paid ``shares × price``, the buyer gets the
-        shares and back the part of its hold above the execution price."""
-        cash = MONEY.multiply(shares, price)
-        seller = self.accounts[sell.account_id]
-        seller.balance = MONEY.add(seller.balance, cash)
-        buyer = self.accounts[buy.account_id]
-        symbol = buy.symbol
-        buyer.positions[symbol] = MONEY.add(buyer.positions.get(symbol, ZERO), shares)
-        if buy.limit != price:
-            refund = MONEY.multiply(shares, MONEY.subtract(buy.limit, price))
-            buyer.balance = MONEY.add(buyer.balance, refund)
-            self.journal.accounts.add(buyer.account_id)
-        self.journal.accounts.add(seller.account_id)
-        self.journal.positions.add((buyer.account_id, symbol))
+    def settle_purchase(
+        self, buyer: Account, symbol: str, shares: Decimal, refund: Decimal
+    ) -> None:
+        """An incoming buy's fills: the buyer gets ``shares`` and back
+        ``refund``, the part of its hold above the prices it traded at."""
+        self._add_shares(buyer, symbol, shares)
+        if refund:
+            self._add_cash(buyer, refund)
+
+    def settle_sale(self, seller: Account, cash: Decimal) -> None:
+        """An incoming sell's fills: the seller is paid ``cash``."""
+        self._add_cash(seller, cash)
 
     def release(self, order: Order, open_shares: Decimal) -> None:
         """Give back what the open part of a canceled order held."""

@@ -15,7 +15,7 @@ from bourse.core.restore import restore_engine
 from bourse.store.audit import audit_database
 from bourse.store.database import migrate, open_database, settle_session
 from bourse.store.loader import StoredState, load_state
-from bourse.store.writer import write_batch
+from bourse.store.writer import BatchWriter
 
 
 class Store:
@@ -28,6 +28,7 @@ class Store:
 
     def __init__(self, url: str, revive: Callable[[], object] | None = None) -> None:
         self._database = open_database(url)
+        self._writer = BatchWriter(self._database)
         self._revive = revive
 
     async def revive(self) -> None:
@@ -44,10 +45,10 @@ class Store:
         batch_id: int,
         requests: int,
         changes: ChangeSet,
-        commit_sent: Callable[[int], None],
+        statement_sent: Callable[[int], None],
     ) -> None:
-        """Commit one batch (see ``writer.write_batch``)."""
-        await write_batch(self._database, batch_id, requests, changes, commit_sent)
+        """Commit one batch (see ``writer.BatchWriter.write``)."""
+        await self._writer.write(batch_id, requests, changes, statement_sent)
 
     async def load(self) -> StoredState:
         """Everything committed so far."""
@@ -77,9 +78,11 @@ class Store:
         return await audit_database(self._database)
 
     async def reset_connections(self) -> None:
-        """Forget pooled connections (after a failure left them in doubt)."""
+        """Forget every connection (after a failure left them in doubt)."""
+        await self._writer.forget_session()
         await self._database.dispose(close=False)
 
     async def close(self) -> None:
         """Close every connection."""
+        await self._writer.close()
         await self._database.dispose()

@@ -1,190 +1,169 @@
-"""Writing one batch of changes in one PostgreSQL transaction.
+"""Writing one batch of changes as one PostgreSQL statement.
 
 The engine cuts a ``ChangeSet`` (every changed row once, at its value at the
-cut); this module writes it with one statement per table, each row set
-passed as arrays and expanded by ``unnest`` on the server, so a batch costs
-a handful of round trips however many rows it holds
-(docs/storage-writes.md has the measurements behind that choice). Rows that
-already exist are updated in place (``ON CONFLICT … DO UPDATE``). A
-``batches`` row records the batch in the same transaction.
+cut). This module sends it as a single statement of data-modifying common
+table expressions, one per table, each fed by arrays that ``unnest``
+expands on the server; sent outside an explicit transaction, the statement
+is its own transaction. A batch therefore costs one round trip and one
+WAL flush however many rows it holds (docs/storage-writes.md has the
+measurements behind the array-and-unnest choice; the single statement
+saves the round trips of BEGIN, one statement per table, and COMMIT).
+Rows that already exist are updated in place (``ON CONFLICT … DO
+UPDATE``), and a ``batches`` row records the batch. Foreign keys are
+checked at the end of the statement, so rows may refer to rows the same
+batch creates.
 
-The caller learns whether a failure happened before COMMIT was sent (the
-transaction certainly rolled back) or after (the outcome is unknown), which
-decides what its clients are told, and which server session to settle
-before the exchange is read back.
+The statement runs on the driver's own connection (asyncpg, taken from
+SQLAlchemy's pool and kept for the writer's life): SQLAlchemy's per-call
+work costs more than the whole round trip at this rate, and a dedicated
+session needs no liveness ping. The caller is told, with the session's
+server process id, the moment the statement is sent: a failure before
+that means nothing was written; after it, the outcome is in doubt until
+that session has ended.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bourse.core.changes import ChangeSet
 
-Statement = tuple[TextClause, dict[str, Any]]
-
-_INSERT_BATCH = text("INSERT INTO batches (id, requests) VALUES (:batch, :requests)")
-
-_INSERT_SYMBOLS = text(
-    "INSERT INTO symbols (symbol) SELECT unnest(CAST(:symbols AS text[])) "
-    "ON CONFLICT (symbol) DO NOTHING"
+_WRITE_BATCH = """
+WITH new_batch AS (
+  INSERT INTO batches (id, requests) VALUES ($1, $2)
+), new_symbols AS (
+  INSERT INTO symbols (symbol) SELECT unnest(CAST($3 AS text[]))
+  ON CONFLICT (symbol) DO NOTHING
+), changed_accounts AS (
+  INSERT INTO accounts (id, balance)
+  SELECT * FROM unnest(CAST($4 AS text[]), CAST($5 AS numeric[]))
+  ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance
+), changed_positions AS (
+  INSERT INTO positions (account_id, symbol, shares)
+  SELECT * FROM unnest(CAST($6 AS text[]),
+                       CAST($7 AS text[]), CAST($8 AS numeric[]))
+  ON CONFLICT (account_id, symbol) DO UPDATE SET shares = EXCLUDED.shares
+), changed_orders AS (
+  INSERT INTO orders (id, account_id, symbol, amount, limit_price, open_shares,
+                      canceled_shares, canceled_at, created_at, batch_id)
+  SELECT o.id, o.account_id, o.symbol, o.amount, o.limit_price, o.open_shares,
+         o.canceled_shares, to_timestamp(o.canceled_at), to_timestamp(o.created_at), $1
+  FROM unnest(CAST($9 AS bigint[]), CAST($10 AS text[]),
+              CAST($11 AS text[]), CAST($12 AS numeric[]),
+              CAST($13 AS numeric[]), CAST($14 AS numeric[]),
+              CAST($15 AS numeric[]), CAST($16 AS bigint[]),
+              CAST($17 AS bigint[]))
+    AS o(id, account_id, symbol, amount, limit_price, open_shares, canceled_shares,
+         canceled_at, created_at)
+  ON CONFLICT (id) DO UPDATE SET open_shares = EXCLUDED.open_shares,
+    canceled_shares = EXCLUDED.canceled_shares, canceled_at = EXCLUDED.canceled_at
+), new_executions AS (
+  INSERT INTO executions (order_id, shares, price, executed_at, batch_id)
+  SELECT e.order_id, e.shares, e.price, to_timestamp(e.executed_at), $1
+  FROM unnest(CAST($18 AS bigint[]), CAST($19 AS numeric[]),
+              CAST($20 AS numeric[]), CAST($21 AS bigint[]))
+    WITH ORDINALITY AS e(order_id, shares, price, executed_at, position)
+  ORDER BY e.position
+), new_deposits AS (
+  INSERT INTO deposits (account_id, symbol, amount, deposited_at, batch_id)
+  SELECT d.account_id, d.symbol, d.amount, to_timestamp(d.deposited_at), $1
+  FROM unnest(CAST($22 AS text[]), CAST($23 AS text[]),
+              CAST($24 AS numeric[]), CAST($25 AS bigint[]))
+    WITH ORDINALITY AS d(account_id, symbol, amount, deposited_at, position)
+  ORDER BY d.position
 )
-
-_UPSERT_ACCOUNTS = text(
-    "INSERT INTO accounts (id, balance) "
-    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:balances AS numeric[])) "
-    "ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance"
-)
-
-_UPSERT_POSITIONS = text(
-    "INSERT INTO positions (account_id, symbol, shares) "
-    "SELECT * FROM unnest(CAST(:accounts AS text[]), CAST(:symbols AS text[]), "
-    "CAST(:shares AS numeric[])) "
-    "ON CONFLICT (account_id, symbol) DO UPDATE SET shares = EXCLUDED.shares"
-)
-
-_UPSERT_ORDERS = text(
-    "INSERT INTO orders (id, account_id, symbol, amount, limit_price, open_shares, "
-    "canceled_shares, canceled_at, created_at, batch_id) "
-    "SELECT o.id, o.account_id, o.symbol, o.amount, o.limit_price, o.open_shares, "
-    "o.canceled_shares, to_timestamp(o.canceled_at), to_timestamp(o.created_at), :batch "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:accounts AS text[]), CAST(:symbols AS text[]), "
-    "CAST(:amounts AS numeric[]), CAST(:limits AS numeric[]), CAST(:open AS numeric[]), "
-    "CAST(:canceled AS numeric[]), CAST(:canceled_at AS bigint[]), "
-    "CAST(:created_at AS bigint[])) "
-    "AS o(id, account_id, symbol, amount, limit_price, open_shares, canceled_shares, "
-    "canceled_at, created_at) "
-    "ON CONFLICT (id) DO UPDATE SET open_shares = EXCLUDED.open_shares, "
-    "canceled_shares = EXCLUDED.canceled_shares, canceled_at = EXCLUDED.canceled_at"
-)
-
-_INSERT_EXECUTIONS = text(
-    "INSERT INTO executions (order_id, shares, price, executed_at, batch_id) "
-    "SELECT e.order_id, e.shares, e.price, to_timestamp(e.executed_at), :batch "
-    "FROM unnest(CAST(:orders AS bigint[]), CAST(:shares AS numeric[]), "
-    "CAST(:prices AS numeric[]), CAST(:times AS bigint[])) "
-    "WITH ORDINALITY AS e(order_id, shares, price, executed_at, position) "
-    "ORDER BY e.position"
-)
-
-_INSERT_DEPOSITS = text(
-    "INSERT INTO deposits (account_id, symbol, amount, deposited_at, batch_id) "
-    "SELECT d.account_id, d.symbol, d.amount, to_timestamp(d.deposited_at), :batch "
-    "FROM unnest(CAST(:accounts AS text[]), CAST(:symbols AS text[]), "
-    "CAST(:amounts AS numeric[]), CAST(:times AS bigint[])) "
-    "WITH ORDINALITY AS d(account_id, symbol, amount, deposited_at, position) "
-    "ORDER BY d.position"
-)
+SELECT 1
+"""
 
 
-async def write_batch(
-    database: AsyncEngine,
-    batch_id: int,
-    requests: int,
-    changes: ChangeSet,
-    commit_sent: Callable[[int], None],
-) -> None:
-    """Write ``changes`` as batch ``batch_id`` in one transaction.
+class BatchWriter:
+    """Writes batches on one dedicated session, kept open between batches
+    (no pool checkout, no liveness ping: a failure makes the caller reset
+    the writer, and the next batch opens a fresh session)."""
 
-    ``commit_sent`` is called with the server process id of the session just
-    before COMMIT goes to the server: an exception raised before that call
-    means nothing was committed; after it, the session named is the one
-    whose outcome is in doubt.
-    """
-    async with database.connect() as connection:
-        transaction = await connection.begin()
-        await connection.execute(_INSERT_BATCH, {"batch": batch_id, "requests": requests})
-        for statement, parameters in batch_statements(changes):
-            await connection.execute(statement, {"batch": batch_id, **parameters})
-        session = (await connection.get_raw_connection()).driver_connection
-        assert session is not None
-        commit_sent(session.get_server_pid())
-        await transaction.commit()
+    def __init__(self, database: AsyncEngine) -> None:
+        self._database = database
+        self._connection: AsyncConnection | None = None
+        self._session: Any = None
 
+    async def write(
+        self,
+        batch_id: int,
+        requests: int,
+        changes: ChangeSet,
+        statement_sent: Callable[[int], None],
+    ) -> None:
+        """Write ``changes`` as batch ``batch_id``, atomically and durably.
 
-def batch_statements(changes: ChangeSet) -> list[Statement]:
-    """The statements a change set needs, in foreign-key order, skipping
-    tables it does not touch (each still needs the ``batch`` parameter)."""
-    return [
-        statement
-        for statement in (
-            _symbols(changes),
-            _accounts(changes),
-            _positions(changes),
-            _orders(changes),
-            _executions(changes),
-            _deposits(changes),
-        )
-        if statement is not None
-    ]
+        ``statement_sent`` is called with the session's server process id
+        just before the statement goes out: an exception raised before that
+        call means nothing was written.
+        """
+        arguments = batch_arguments(batch_id, requests, changes)
+        session = await self._open_session()
+        statement_sent(session.get_server_pid())
+        await session.execute(_WRITE_BATCH, *arguments)
 
+    async def _open_session(self) -> Any:
+        if self._session is not None and self._session.is_closed():
+            await self.forget_session()  # the server ended it; nothing was sent on it
+        if self._session is None:
+            connection = await self._database.connect()
+            session = (await connection.get_raw_connection()).driver_connection
+            assert session is not None
+            self._connection, self._session = connection, session
+        return self._session
 
-def _symbols(changes: ChangeSet) -> Statement | None:
-    if not changes.symbols:
-        return None
-    return _INSERT_SYMBOLS, {"symbols": list(changes.symbols)}
+    async def forget_session(self) -> None:
+        """Drop the session without waiting on the server (it may no longer
+        answer): its socket is closed at once; the next batch opens a new one."""
+        connection, session = self._connection, self._session
+        self._connection = self._session = None
+        if session is not None:
+            session.terminate()
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
 
-
-def _accounts(changes: ChangeSet) -> Statement | None:
-    rows = changes.accounts
-    if not rows:
-        return None
-    return _UPSERT_ACCOUNTS, {
-        "ids": [row.account_id for row in rows],
-        "balances": [row.balance for row in rows],
-    }
+    async def close(self) -> None:
+        """Close the session cleanly."""
+        connection, self._connection, self._session = self._connection, None, None
+        if connection is not None:
+            await connection.close()
 
 
-def _positions(changes: ChangeSet) -> Statement | None:
-    rows = changes.positions
-    if not rows:
-        return None
-    return _UPSERT_POSITIONS, {
-        "accounts": [row.account_id for row in rows],
-        "symbols": [row.symbol for row in rows],
-        "shares": [row.shares for row in rows],
-    }
-
-
-def _orders(changes: ChangeSet) -> Statement | None:
-    rows = changes.orders
-    if not rows:
-        return None
-    return _UPSERT_ORDERS, {
-        "ids": [row.order_id for row in rows],
-        "accounts": [row.account_id for row in rows],
-        "symbols": [row.symbol for row in rows],
-        "amounts": [row.amount for row in rows],
-        "limits": [row.limit_price for row in rows],
-        "open": [row.open_shares for row in rows],
-        "canceled": [row.canceled_shares for row in rows],
-        "canceled_at": [row.canceled_at for row in rows],
-        "created_at": [row.created_at for row in rows],
-    }
-
-
-def _executions(changes: ChangeSet) -> Statement | None:
-    rows = changes.executions
-    if not rows:
-        return None
-    return _INSERT_EXECUTIONS, {
-        "orders": [row.order_id for row in rows],
-        "shares": [row.execution.shares for row in rows],
-        "prices": [row.execution.price for row in rows],
-        "times": [row.execution.time for row in rows],
-    }
-
-
-def _deposits(changes: ChangeSet) -> Statement | None:
-    rows = changes.deposits
-    if not rows:
-        return None
-    return _INSERT_DEPOSITS, {
-        "accounts": [row.account_id for row in rows],
-        "symbols": [row.symbol for row in rows],
-        "amounts": [row.amount for row in rows],
-        "times": [row.time for row in rows],
-    }
+def batch_arguments(batch_id: int, requests: int, changes: ChangeSet) -> tuple[Any, ...]:
+    """The statement's arguments, in order: one array per column of each table."""
+    accounts, positions, orders = changes.accounts, changes.positions, changes.orders
+    executions, deposits = changes.executions, changes.deposits
+    return (
+        batch_id,
+        requests,
+        list(changes.symbols),
+        [row.account_id for row in accounts],
+        [row.balance for row in accounts],
+        [row.account_id for row in positions],
+        [row.symbol for row in positions],
+        [row.shares for row in positions],
+        [row.order_id for row in orders],
+        [row.account_id for row in orders],
+        [row.symbol for row in orders],
+        [row.amount for row in orders],
+        [row.limit_price for row in orders],
+        [row.open_shares for row in orders],
+        [row.canceled_shares for row in orders],
+        [row.canceled_at for row in orders],
+        [row.created_at for row in orders],
+        [row.order_id for row in executions],
+        [row.execution.shares for row in executions],
+        [row.execution.price for row in executions],
+        [row.execution.time for row in executions],
+        [row.account_id for row in deposits],
+        [row.symbol for row in deposits],
+        [row.amount for row in deposits],
+        [row.time for row in deposits],
+    )

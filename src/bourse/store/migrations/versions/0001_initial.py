@@ -55,7 +55,7 @@ def upgrade() -> None:
         _money("canceled_shares"),
         sa.Column("canceled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("batches.id"), nullable=False),
+        sa.Column("batch_id", sa.BigInteger, nullable=False),
         sa.CheckConstraint("amount <> 0 AND amount <> 'NaN'", name="amount_valid"),
         sa.CheckConstraint("limit_price > 0 AND limit_price <> 'NaN'", name="limit_price_valid"),
         sa.CheckConstraint("open_shares >= 0 AND open_shares <> 'NaN'", name="open_shares_valid"),
@@ -63,12 +63,6 @@ def upgrade() -> None:
             "canceled_shares >= 0 AND canceled_shares <> 'NaN'", name="canceled_shares_valid"
         ),
         sa.CheckConstraint("open_shares = 0 OR canceled_shares = 0", name="open_or_canceled"),
-    )
-    op.create_index(
-        "orders_open_by_id",
-        "orders",
-        ["id"],
-        postgresql_where=sa.text("open_shares > 0"),
     )
     op.create_index("orders_by_account", "orders", ["account_id"])
     op.create_table(
@@ -78,7 +72,7 @@ def upgrade() -> None:
         _money("shares"),
         _money("price"),
         sa.Column("executed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("batches.id"), nullable=False),
+        sa.Column("batch_id", sa.BigInteger, nullable=False),
         sa.CheckConstraint("shares > 0 AND shares <> 'NaN'", name="execution_shares_valid"),
         sa.CheckConstraint("price > 0 AND price <> 'NaN'", name="execution_price_valid"),
     )
@@ -90,7 +84,7 @@ def upgrade() -> None:
         sa.Column("symbol", sa.Text, sa.ForeignKey("symbols.symbol"), nullable=True),
         _money("amount"),
         sa.Column("deposited_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("batch_id", sa.BigInteger, sa.ForeignKey("batches.id"), nullable=False),
+        sa.Column("batch_id", sa.BigInteger, nullable=False),
         sa.CheckConstraint("amount >= 0 AND amount <> 'NaN'", name="deposit_amount_valid"),
     )
 
