@@ -10,8 +10,11 @@ the invariants must hold in SQL.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Coroutine
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -158,3 +161,18 @@ def test_migrations_are_idempotent(database_url: str) -> None:
         }
     expected = {"accounts", "symbols", "positions", "orders", "executions", "deposits", "batches"}
     assert expected <= tables
+
+
+def test_db_upgrade_command_creates_the_schema(database_url: str) -> None:
+    bourse = Path(sys.executable).with_name("bourse")
+    done = subprocess.run(
+        [str(bourse), "db", "upgrade", "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(database_url) as connection:
+        version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert version == ("0001",)

@@ -304,12 +304,24 @@ async def _wait_available(server: Server, within: float = 120.0) -> None:
 # checks
 
 
+#: Queries sent in one request while verifying.
+QUERIES_PER_REQUEST = 200
+
+
 async def _verify(server: Server, seen: Acknowledged) -> list[str]:
-    problems = []
+    """Query every acknowledged order of every account, many per request."""
+    by_account: dict[str, list[int]] = {}
     for order_id, order in seen.orders.items():
-        query = f'<transactions id="{order.account_id}"><query id="{order_id}"/></transactions>'
-        reply = await _exchange("127.0.0.1", server.port, query.encode())
-        problems.extend(_compare(order_id, order, _parse(reply)[0]))
+        by_account.setdefault(order.account_id, []).append(order_id)
+    problems = []
+    for account_id, order_ids in by_account.items():
+        for start in range(0, len(order_ids), QUERIES_PER_REQUEST):
+            chunk = order_ids[start : start + QUERIES_PER_REQUEST]
+            queries = "".join(f'<query id="{order_id}"/>' for order_id in chunk)
+            request = f'<transactions id="{account_id}">{queries}</transactions>'
+            reply = await _exchange("127.0.0.1", server.port, request.encode())
+            for order_id, status in zip(chunk, _parse(reply), strict=True):
+                problems.extend(_compare(order_id, seen.orders[order_id], status))
     return problems
 
 
