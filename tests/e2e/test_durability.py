@@ -7,10 +7,12 @@ Nothing acknowledged may be lost; nothing unacknowledged may be half-done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -97,7 +99,10 @@ def test_embedded_default_survives_restart_and_kill() -> None:
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
 
 
-def test_database_outage_gives_prompt_errors_then_recovers() -> None:
+@contextlib.contextmanager
+def server_on_own_cluster() -> Iterator[tuple[EmbeddedPostgres, ServerProcess]]:
+    """A server on a PostgreSQL of its own, which the test may stop or
+    freeze, holding one account ("1"); commits time out after one second."""
     embedded = EmbeddedPostgres(public_temp_dir("bourse-outage-") / "data")
     admin_url = embedded.start()
     try:
@@ -105,63 +110,55 @@ def test_database_outage_gives_prompt_errors_then_recovers() -> None:
             fresh_database(admin_url) as url,
             running_server(url, "--commit-timeout", "1") as server,
         ):
-            assert b"<created" in exchange(
-                server, b'<create><account id="1" balance="5"/></create>'
-            )
-            embedded.stop()
-            for account_id in ("2", "3", "4"):
-                started = time.monotonic()
-                reply = exchange(
-                    server, f'<create><account id="{account_id}" balance="5"/></create>'.encode()
-                )
-                assert b"Exchange unavailable" in reply
-                assert time.monotonic() - started < 5
-            embedded.start()
-            reply = wait_until_available(
-                server,
-                b'<create><account id="1" balance="5"/><account id="2" balance="5"/></create>',
-            )
-            assert b'<error id="1">Account already exists</error>' in reply
-            assert b'<created id="2"/>' in reply
+            reply = exchange(server, b'<create><account id="1" balance="5"/></create>')
+            assert b"<created" in reply
+            yield embedded, server
             assert server.stop() == 0
     finally:
         embedded.stop()
+
+
+def assert_prompt_refusal(server: ServerProcess, account_id: str, within: float) -> None:
+    started = time.monotonic()
+    reply = exchange(server, f'<create><account id="{account_id}" balance="5"/></create>'.encode())
+    assert b"Exchange unavailable" in reply
+    assert time.monotonic() - started < within
+
+
+def assert_recovered_with(server: ServerProcess, new_account: str) -> None:
+    """Once available again, account 1 is still there and a new one is made."""
+    reply = wait_until_available(
+        server,
+        b'<create><account id="1" balance="5"/>'
+        + f'<account id="{new_account}" balance="5"/></create>'.encode(),
+    )
+    assert b'<error id="1">Account already exists</error>' in reply
+    assert f'<created id="{new_account}"/>'.encode() in reply
+
+
+def test_database_outage_gives_prompt_errors_then_recovers() -> None:
+    with server_on_own_cluster() as (embedded, server):
+        embedded.stop()
+        for account_id in ("2", "3", "4"):
+            assert_prompt_refusal(server, account_id, within=5)
+        embedded.start()
+        assert_recovered_with(server, "2")
 
 
 def test_frozen_database_gives_prompt_errors_then_recovers() -> None:
-    embedded = EmbeddedPostgres(public_temp_dir("bourse-freeze-") / "data")
-    admin_url = embedded.start()
-    try:
-        with (
-            fresh_database(admin_url) as url,
-            running_server(url, "--commit-timeout", "1") as server,
-        ):
-            assert b"<created" in exchange(
-                server, b'<create><account id="1" balance="5"/></create>'
-            )
-            pid = embedded.postmaster_pid
-            assert pid is not None
-            frozen = freeze(pid)
-            try:
-                # The writer's session is open: its statement goes out and hangs,
-                # so the outcome is in doubt and the client is dropped unanswered.
-                with pytest.raises(ConnectionError):
-                    exchange(server, b'<create><account id="2" balance="5"/></create>')
-                started = time.monotonic()
-                reply = exchange(server, b'<create><account id="3" balance="5"/></create>')
-                assert b"Exchange unavailable" in reply
-                assert time.monotonic() - started < 1
-            finally:
-                thaw(frozen)
-            reply = wait_until_available(
-                server,
-                b'<create><account id="1" balance="5"/><account id="3" balance="5"/></create>',
-            )
-            assert b'<error id="1">Account already exists</error>' in reply
-            assert b'<created id="3"/>' in reply
-            assert server.stop() == 0
-    finally:
-        embedded.stop()
+    with server_on_own_cluster() as (embedded, server):
+        pid = embedded.postmaster_pid
+        assert pid is not None
+        frozen = freeze(pid)
+        try:
+            # The writer's session is open: its statement goes out and hangs,
+            # so the outcome is in doubt and the client is dropped unanswered.
+            with pytest.raises(ConnectionError):
+                exchange(server, b'<create><account id="2" balance="5"/></create>')
+            assert_prompt_refusal(server, "3", within=1)
+        finally:
+            thaw(frozen)
+        assert_recovered_with(server, "3")
 
 
 SLOW_COMMIT = """
