@@ -50,6 +50,7 @@ class ExchangeServer:
     def fail(self, exc: BaseException) -> None:
         """Stop because the exchange hit a bug."""
         self.failure = exc
+        self.service.halt()
         self._stop.set()
 
     def _new_connection(self) -> ExchangeConnection:

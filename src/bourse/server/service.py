@@ -109,11 +109,6 @@ class ExchangeService:
         self._unavailable = render_error(RequestError(ErrorCode.UNAVAILABLE))
         self.stats = BatchStats()
 
-    @property
-    def engine(self) -> Engine | None:
-        """The live engine, or None while the exchange is unavailable."""
-        return self._engine
-
     async def start(self) -> None:
         """Bring the schema up to date and load the exchange."""
         await self._store.migrate()
@@ -152,6 +147,11 @@ class ExchangeService:
             if not self._filling.replies:
                 self._idle.set()
 
+    def halt(self) -> None:
+        """Stop for good after a bug: nothing applied since the last cut is
+        committed (it may hold half a request); its clients get errors."""
+        self._abandon(_Batch(), outcome_known=True)
+
     async def drain(self) -> None:
         """Wait until every applied request has been committed and answered."""
         await self._idle.wait()
@@ -162,7 +162,6 @@ class ExchangeService:
         if not changes.is_empty():
             self._batch_id += 1
             in_doubt: list[int] = []
-
             started = time.perf_counter()
             try:
                 await asyncio.wait_for(
