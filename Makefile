@@ -25,8 +25,8 @@ run: install
 	$(BIN)/bourse serve $(ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests testing
+	$(BIN)/ruff format --check src tests testing
 
 typecheck: install
 	$(BIN)/mypy

@@ -1,5 +1,7 @@
 """The ``bourse`` command: ``bourse serve`` runs the exchange,
-``bourse db upgrade`` applies the database migrations.
+``bourse db upgrade`` applies the database migrations, ``bourse bench``
+measures a running server and ``bourse gen`` writes load files for any
+client.
 
 Every ``serve`` option may also be set through the environment as
 ``BOURSE_`` followed by the option's name in capitals (``--database-url``
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bourse.bench.run import BenchSettings
+from bourse.bench.workload import WorkloadShape
 from bourse.server.config import ServerConfig
 
 
@@ -34,13 +37,19 @@ def _add(
     fallback: Any,
     help_text: str,
     convert: Callable[[str], Any] = str,
+    *,
+    secret: bool = False,
     **extra: Any,
 ) -> None:
+    """Add ``--option``; its help names the variable and, unless the value
+    may hold a secret (a password in a URL), the default in force."""
+    variable = "BOURSE_" + option.upper().replace("-", "_")
+    shown = variable if secret else f"{variable}; %(default)s"
     parser.add_argument(
         f"--{option}",
         type=convert,
         default=_env_default(option, fallback, convert),
-        help=f"{help_text} (env BOURSE_{option.upper().replace('-', '_')}; %(default)s)",
+        help=f"{help_text} (env {shown})",
         **extra,
     )
 
@@ -102,6 +111,7 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
         None,
         "PostgreSQL URL, e.g. postgresql://user@host:5432/db; without it an embedded "
         "PostgreSQL runs in --data-dir",
+        secret=True,
     )
     _add(parser, "data-dir", defaults.data_dir, "embedded PostgreSQL's directory", Path)
 
@@ -138,6 +148,49 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _gen_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = WorkloadShape()
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("testing/generated"),
+        help="directory for setup.bin, requests.bin and manifest.json (%(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="workload seed; same seed, same bytes (%(default)s)"
+    )
+    parser.add_argument(
+        "--accounts", type=int, default=defaults.accounts, help="accounts (%(default)s)"
+    )
+    parser.add_argument(
+        "--symbols", type=int, default=defaults.symbols, help="symbols (%(default)s)"
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=5000,
+        help="<transactions> requests in requests.bin (%(default)s)",
+    )
+    parser.add_argument(
+        "--orders-per-request",
+        type=int,
+        default=defaults.orders_per_request,
+        help="children of each <transactions> (%(default)s)",
+    )
+    parser.add_argument(
+        "--query-share",
+        type=float,
+        default=defaults.query_share,
+        help="share of children that query an earlier order of the account (%(default)s)",
+    )
+    parser.add_argument(
+        "--cancel-share",
+        type=float,
+        default=defaults.cancel_share,
+        help="share of children that cancel an earlier order of the account (%(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``bourse``."""
     parser = argparse.ArgumentParser(
@@ -147,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the exchange server")
     _serve_arguments(serve)
     _bench_arguments(commands.add_parser("bench", help="measure a running server"))
+    _gen_arguments(
+        commands.add_parser(
+            "gen",
+            help="write seeded load files (framed requests) for any client",
+            description="Write setup.bin (framed <create> requests), requests.bin "
+            "(framed <transactions> requests) and manifest.json. Queries and cancels name "
+            "order ids assuming the setup and then the stream are applied alone, in file "
+            "order, to a fresh exchange.",
+        )
+    )
     null = commands.add_parser("null-server", help="a server that only parses and answers")
     null.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     null.add_argument("--port", type=int, default=12346, help="TCP port (%(default)s)")
@@ -214,6 +277,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 1 if outcome.malformed_replies else 0
 
 
+def _gen(args: argparse.Namespace) -> int:
+    from bourse.bench.gen import summary, write_load_files  # noqa: PLC0415
+
+    shape = WorkloadShape(
+        accounts=args.accounts,
+        symbols=args.symbols,
+        requests=args.requests,
+        orders_per_request=args.orders_per_request,
+        query_share=args.query_share,
+        cancel_share=args.cancel_share,
+    )
+    print(summary(args.out, write_load_files(args.out, shape, args.seed)))
+    return 0
+
+
 def _null_server(args: argparse.Namespace) -> int:
     import uvloop  # noqa: PLC0415
 
@@ -232,7 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    commands = {"serve": _serve, "bench": _bench, "null-server": _null_server, "db": _upgrade}
+    commands = {
+        "serve": _serve,
+        "bench": _bench,
+        "gen": _gen,
+        "null-server": _null_server,
+        "db": _upgrade,
+    }
     return commands[args.command](args)
 
 

@@ -1,0 +1,37 @@
+"""The command line: options, their environment variables, and precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bourse.cli import build_parser
+
+
+def test_serve_defaults() -> None:
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.database_url) == ("0.0.0.0", 12345, None)
+    assert args.data_dir == Path("bourse-data")
+
+
+def test_environment_sets_defaults_and_the_command_line_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOURSE_PORT", "4000")
+    monkeypatch.setenv("BOURSE_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("BOURSE_COMMIT_TIMEOUT", "2.5")
+    args = build_parser().parse_args(["serve"])
+    assert (args.port, args.database_url, args.commit_timeout) == (4000, "postgresql://u@h/db", 2.5)
+    assert build_parser().parse_args(["serve", "--port", "5000"]).port == 5000
+
+
+def test_help_never_shows_the_database_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOURSE_DATABASE_URL", "postgresql://user:hunter2@db/bourse")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    out = capsys.readouterr().out
+    assert "BOURSE_DATABASE_URL" in out
+    assert "hunter2" not in out
