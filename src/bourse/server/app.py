@@ -53,6 +53,12 @@ class ExchangeServer:
         self.service.halt()
         self._stop.set()
 
+    def _committer_stopped(self, task: asyncio.Task[None]) -> None:
+        """The committer only ends by cancellation; anything else is a bug."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("the committer failed; stopping the server", exc_info=exc)
+            self.fail(exc)
+
     def _new_connection(self) -> ExchangeConnection:
         return ExchangeConnection(self.service, self.config, self.connections, self.fail)
 
@@ -60,6 +66,7 @@ class ExchangeServer:
         """Serve until asked to stop; the process exit status."""
         loop = asyncio.get_running_loop()
         committer = asyncio.create_task(self.service.run(), name="committer")
+        committer.add_done_callback(self._committer_stopped)
         reporter = asyncio.create_task(self._report_stats(), name="stats")
         server = await loop.create_server(
             self._new_connection, self.config.host, self.config.port, reuse_address=True
