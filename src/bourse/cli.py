@@ -141,11 +141,25 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="open a new connection for every request (default: persistent connections)",
     )
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: requests per second over all clients, latency measured from each "
+        "request's scheduled time (default: closed loop)",
+    )
+    parser.add_argument(
         "--accounts", type=int, default=defaults.accounts, help="accounts (%(default)s)"
     )
     parser.add_argument(
         "--seed", type=int, default=defaults.seed, help="workload seed (%(default)s)"
     )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="also check the conservation invariants in this database (explicit only)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _gen_arguments(parser: argparse.ArgumentParser) -> None:
@@ -255,26 +269,31 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from bourse.bench.run import bench  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415 - keeps `--help` fast
+    from rich.progress import Progress  # noqa: PLC0415
 
-    outcome = bench(
-        BenchSettings(
-            host=args.host,
-            port=args.port,
-            clients=args.clients,
-            requests_per_client=args.requests_per_client,
-            orders_per_request=args.orders_per_request,
-            persistent=not args.connection_per_request,
-            accounts=args.accounts,
-            seed=args.seed,
-        )
+    from bourse.bench.run import bench, report, write_json  # noqa: PLC0415
+
+    settings = BenchSettings(
+        host=args.host,
+        port=args.port,
+        clients=args.clients,
+        requests_per_client=args.requests_per_client,
+        orders_per_request=args.orders_per_request,
+        persistent=not args.connection_per_request,
+        rate=args.rate,
+        accounts=args.accounts,
+        seed=args.seed,
+        database_url=args.database_url,
     )
-    print(
-        f"{outcome.orders} orders in {outcome.seconds:.2f} s: "
-        f"{outcome.orders_per_second:,.0f} orders/s; latency p50 {outcome.p50_ms:.2f} ms, "
-        f"p99 {outcome.p99_ms:.2f} ms; {outcome.malformed_replies} malformed replies"
-    )
-    return 1 if outcome.malformed_replies else 0
+    console = Console(stderr=True)
+    with Progress(console=console, disable=args.quiet or not console.is_terminal) as progress:
+        task = progress.add_task("requests", total=settings.clients * settings.requests_per_client)
+        outcome = bench(settings, lambda: progress.advance(task))
+    print(report(outcome))
+    if args.json is not None:
+        write_json(args.json, outcome)
+    return 0 if outcome.ok else 1
 
 
 def _gen(args: argparse.Namespace) -> int:

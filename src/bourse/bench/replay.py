@@ -132,20 +132,15 @@ async def _stream(
         *(
             run_load(settings.host, settings.port, [[frame(xml) for xml in share]])
             for share in shares
-        ),
-        return_exceptions=True,
+        )
     )
     seconds = time.perf_counter() - started
     merged = LoadResult(seconds=seconds)
     for share, result in zip(shares, results, strict=True):
-        if isinstance(result, _CONNECTION_FAILURES):
-            tally.lost(len(share), result)
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            tally.add(share, result.replies)
-            merged.requests += result.requests
-            merged.latencies.extend(result.latencies)
+        tally.add(share, [reply for reply in result.replies[0] if reply])
+        tally.failures.extend(result.failures)
+        merged.requests += result.requests
+        merged.histogram.add(result.histogram)
     return merged, seconds
 
 
