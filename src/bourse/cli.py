@@ -1,7 +1,8 @@
 """The ``bourse`` command: ``bourse serve`` runs the exchange,
 ``bourse db upgrade`` applies the database migrations, ``bourse bench``
-measures a running server and ``bourse gen`` writes load files for any
-client.
+measures a running server, ``bourse scale`` measures how it scales with
+cores, ``bourse report`` turns results into a PDF and ``bourse gen``
+writes load files for any client.
 
 Every ``serve`` option may also be set through the environment as
 ``BOURSE_`` followed by the option's name in capitals (``--database-url``
@@ -205,6 +206,58 @@ def _gen_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _scale_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = BenchSettings()
+    parser.add_argument(
+        "--max-cores",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="measure with 1..N server cores (usable cores: %(default)s)",
+    )
+    parser.add_argument(
+        "--repetitions", type=int, default=3, help="runs per core count (%(default)s)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=defaults.clients, help="concurrent clients (%(default)s)"
+    )
+    parser.add_argument(
+        "--requests-per-client",
+        type=int,
+        default=defaults.requests_per_client,
+        help="requests each client sends (%(default)s)",
+    )
+    parser.add_argument(
+        "--orders-per-request",
+        type=int,
+        default=defaults.orders_per_request,
+        help="orders in each <transactions> (%(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the results and plots (bench-results/scale-<timestamp>)",
+    )
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "sources",
+        type=Path,
+        nargs="+",
+        help="bourse scale result directories, summary.json or bourse bench JSON files",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("writeup/report.pdf"), help="the PDF (%(default)s)"
+    )
+    parser.add_argument(
+        "--analysis",
+        type=Path,
+        default=None,
+        help="text file with the analysis (default: a generated summary)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``bourse``."""
     parser = argparse.ArgumentParser(
@@ -214,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the exchange server")
     _serve_arguments(serve)
     _bench_arguments(commands.add_parser("bench", help="measure a running server"))
+    _scale_arguments(
+        commands.add_parser("scale", help="measure throughput and latency against server cores")
+    )
+    _report_arguments(commands.add_parser("report", help="write a PDF report of results"))
     _gen_arguments(
         commands.add_parser(
             "gen",
@@ -296,6 +353,33 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def _scale(args: argparse.Namespace) -> int:
+    from bourse.bench.scale import ScaleSettings, default_out, run_scale  # noqa: PLC0415
+
+    settings = ScaleSettings(
+        max_cores=args.max_cores,
+        repetitions=args.repetitions,
+        bench=BenchSettings(
+            clients=args.clients,
+            requests_per_client=args.requests_per_client,
+            orders_per_request=args.orders_per_request,
+        ),
+    )
+    out = args.out if args.out is not None else default_out()
+    summary = run_scale(settings, out)
+    print(f"results, summary.json and plots in {out}")
+    return 0 if all(point["ok"] for point in summary["points"]) else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bourse.bench.report import write_report  # noqa: PLC0415 - matplotlib is slow
+
+    analysis = args.analysis.read_text() if args.analysis is not None else None
+    pages = write_report(args.sources, args.out, analysis)
+    print(f"{args.out}: {pages} pages")
+    return 0
+
+
 def _gen(args: argparse.Namespace) -> int:
     from bourse.bench.gen import summary, write_load_files  # noqa: PLC0415
 
@@ -332,6 +416,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "serve": _serve,
         "bench": _bench,
+        "scale": _scale,
+        "report": _report,
         "gen": _gen,
         "null-server": _null_server,
         "db": _upgrade,

@@ -22,12 +22,9 @@ import asyncio
 import contextlib
 import os
 import random
-import re
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,11 +34,11 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped]
 from lxml import etree
 
+from bourse.bench.server_process import Server
 from bourse.bench.xml import frame
 from bourse.store.embedded import libpq_url, read_postmaster_info
 from bourse.store.store import Store
 
-LISTENING = re.compile(r"bourse listening on [^ ]+:(\d+)")
 REPLY_END = b"</results>\n"
 SYMBOLS = ("AAA", "BBB")
 FAULTS = ("kill-server", "kill-postgres", "stop-postgres", "stop-then-kill-server")
@@ -72,68 +69,6 @@ class Acknowledged:
 
     orders: dict[int, SeenOrder] = field(default_factory=dict)
     requests: int = 0
-
-
-# the server process
-
-
-class Server:
-    """``bourse serve`` in a child process, on a free loopback port."""
-
-    def __init__(self, data_dir: Path, commit_timeout: float) -> None:
-        self.data_dir = data_dir
-        self.commit_timeout = commit_timeout
-        self.process: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "bourse.cli", "serve", "--host", "127.0.0.1"]
-        command += ["--port", "0", "--data-dir", str(self.data_dir)]
-        command += ["--commit-timeout", str(self.commit_timeout)]
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        self.port = self._wait_listening(self.process)
-
-    @staticmethod
-    def _wait_listening(process: subprocess.Popen[str]) -> int:
-        found = threading.Event()
-        port: list[int] = []
-
-        def pump() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                match = LISTENING.search(line)
-                if match and not port:
-                    port.append(int(match.group(1)))
-                    found.set()
-            found.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(120) or not port:
-            raise RuntimeError("bourse serve did not start listening")
-        return port[0]
-
-    def signal(self, signum: int) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signum)
-
-    def wait_dead(self) -> None:
-        if self.process is not None:
-            self.process.wait(timeout=60)
-
-    def stop(self) -> None:
-        self.signal(signal.SIGTERM)
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.process.wait(timeout=30)
-
-    def postgres_pid(self) -> int:
-        info = read_postmaster_info(self.data_dir / "pgdata")
-        if info is None:
-            raise RuntimeError("no running PostgreSQL in the data directory")
-        return info.pid
 
 
 # the clients
