@@ -284,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     null = commands.add_parser("null-server", help="a server that only parses and answers")
     null.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     null.add_argument("--port", type=int, default=12346, help="TCP port (%(default)s)")
+    null.add_argument(
+        "--fixed",
+        action="store_true",
+        help="answer a constant <opened> per order without parsing (measures the client)",
+    )
     database = commands.add_parser("db", help="database maintenance")
     actions = database.add_subparsers(dest="action", required=True)
     upgrade = actions.add_parser("upgrade", help="apply the schema migrations and exit")
@@ -400,7 +405,7 @@ def _null_server(args: argparse.Namespace) -> int:
 
     from bourse.bench.null_server import serve_null  # noqa: PLC0415
 
-    uvloop.run(serve_null(args.host, args.port))
+    uvloop.run(serve_null(args.host, args.port, fixed=args.fixed))
     return 0
 
 

@@ -1,16 +1,19 @@
-"""A server that only frames, parses and answers: the yardstick for the
-exchange's own overhead.
+"""Servers that only answer: yardsticks for the exchange and for the client.
 
-It speaks the same framing and reads requests with the same hardened
-reader, then answers every order with ``<opened>`` (and everything else
-with an error) without an engine or a database. The exchange's durable
-throughput is compared with what the same client gets from this.
+The parsing server speaks the same framing and reads requests with the
+same hardened reader, then answers every order with ``<opened>`` (and
+everything else with an error) without an engine or a database: the
+exchange's durable throughput is compared with what the same client gets
+from it. The fixed server (``fixed=True``) does not even parse: it frames
+each request and answers one constant ``<opened>`` per ``<order`` it
+counts, which shows how fast the load client itself can go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import cast
 
 from bourse.core.commands import PlaceOrder, TransactionsRequest
@@ -39,8 +42,19 @@ def _answer(body: bytes) -> bytes:
     return render_results(results)
 
 
+_FIXED_OPENED = b'<opened sym="S" amount="1" limit="1" id="1"/>\n'
+_FIXED_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>\n<results>\n'
+_FIXED_TAIL = b"</results>\n"
+
+
+def fixed_answer(body: bytes) -> bytes:
+    """A constant ``<opened>`` per ``<order`` in ``body``, without parsing."""
+    return _FIXED_HEAD + _FIXED_OPENED * body.count(b"<order") + _FIXED_TAIL
+
+
 class _NullConnection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, answer: Callable[[bytes], bytes]) -> None:
+        self._answer = answer
         self._decoder = FrameDecoder()
         self._transport: asyncio.Transport | None = None
 
@@ -66,14 +80,17 @@ class _NullConnection(asyncio.Protocol):
                 self._transport.close()
                 return
             if isinstance(event, Frame):
-                self._transport.write(_answer(event.body))
+                self._transport.write(self._answer(event.body))
             elif isinstance(event, RequestError):
                 self._transport.write(render_error(event))
 
 
-async def serve_null(host: str, port: int) -> None:
-    """Serve until cancelled."""
-    server = await asyncio.get_running_loop().create_server(_NullConnection, host, port)
+async def serve_null(host: str, port: int, *, fixed: bool = False) -> None:
+    """Serve until cancelled; ``fixed`` answers without parsing."""
+    answer = fixed_answer if fixed else _answer
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _NullConnection(answer), host, port
+    )
     for sock in server.sockets:
         log.info("null server listening on %s:%s", *sock.getsockname()[:2])
     async with server:
