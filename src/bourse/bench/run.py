@@ -15,7 +15,6 @@ from different runs can be compared honestly.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from lxml import etree
 
 from bourse.bench.load import CONNECTION_FAILURES, LoadResult, run_load, send_all
@@ -354,7 +354,7 @@ def report(outcome: BenchOutcome, problems_shown: int = 10) -> str:
 
 def bench(settings: BenchSettings, on_reply: Callable[[], None] | None = None) -> BenchOutcome:
     """``run_bench`` in a fresh event loop."""
-    return asyncio.run(run_bench(settings, on_reply))
+    return uvloop.run(run_bench(settings, on_reply))
 
 
 def write_json(path: Path, outcome: BenchOutcome) -> None:
