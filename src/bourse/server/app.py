@@ -69,7 +69,11 @@ class ExchangeServer:
         committer.add_done_callback(self._committer_stopped)
         reporter = asyncio.create_task(self._report_stats(), name="stats")
         server = await loop.create_server(
-            self._new_connection, self.config.host, self.config.port, reuse_address=True
+            self._new_connection,
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            backlog=self.config.listen_backlog,
         )
         for sock in server.sockets:
             host, port = sock.getsockname()[:2]

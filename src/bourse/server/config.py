@@ -31,6 +31,10 @@ class ServerConfig:
     commit_timeout: float = 5.0
     #: Seconds a shutdown waits for requests being received or committed.
     shutdown_grace: float = 5.0
+    #: Connections the kernel may queue before they are accepted (asyncio's
+    #: default of 100 makes a burst of new connections wait a one-second
+    #: SYN retransmission).
+    listen_backlog: int = 1024
     #: Bytes of unsent replies above which a connection stops being read.
     write_high_water: int = 1 << 20
     #: Seconds between log lines summarising batch sizes and commit times.
