@@ -70,7 +70,6 @@ PGDATA = "pgdata"
 SOCKET_DIR = "socket"
 LOG_FILE = "postgresql.log"
 CONF_FILE = "bourse.conf"
-OUR_ENTRIES = frozenset({LOCK_FILE, PGDATA, SOCKET_DIR, LOG_FILE})
 
 # sockaddr_un.sun_path is 108 bytes on Linux (104 on macOS), terminating NUL included.
 MAX_SOCKET_PATH = 103
