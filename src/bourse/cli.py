@@ -117,10 +117,9 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "data-dir", defaults.data_dir, "embedded PostgreSQL's directory", Path)
 
 
-def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+def _load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The size of the load, shared by ``bench`` and ``scale``."""
     defaults = BenchSettings()
-    parser.add_argument("--host", default=defaults.host, help="server address (%(default)s)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="server port (%(default)s)")
     parser.add_argument(
         "--clients", type=int, default=defaults.clients, help="concurrent clients (%(default)s)"
     )
@@ -136,6 +135,13 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.orders_per_request,
         help="orders in each <transactions> (%(default)s)",
     )
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = BenchSettings()
+    parser.add_argument("--host", default=defaults.host, help="server address (%(default)s)")
+    parser.add_argument("--port", type=int, default=defaults.port, help="server port (%(default)s)")
+    _load_arguments(parser)
     parser.add_argument(
         "--connection-per-request",
         action="store_true",
@@ -207,7 +213,6 @@ def _gen_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _scale_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = BenchSettings()
     parser.add_argument(
         "--max-cores",
         type=int,
@@ -217,21 +222,7 @@ def _scale_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repetitions", type=int, default=3, help="runs per core count (%(default)s)"
     )
-    parser.add_argument(
-        "--clients", type=int, default=defaults.clients, help="concurrent clients (%(default)s)"
-    )
-    parser.add_argument(
-        "--requests-per-client",
-        type=int,
-        default=defaults.requests_per_client,
-        help="requests each client sends (%(default)s)",
-    )
-    parser.add_argument(
-        "--orders-per-request",
-        type=int,
-        default=defaults.orders_per_request,
-        help="orders in each <transactions> (%(default)s)",
-    )
+    _load_arguments(parser)
     parser.add_argument(
         "--out",
         type=Path,
