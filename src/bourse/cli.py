@@ -117,6 +117,14 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "data-dir", defaults.data_dir, "embedded PostgreSQL's directory", Path)
 
 
+def _health_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="server address (%(default)s)")
+    _add(parser, "port", ServerConfig().port, "server port", int)
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the answer (%(default)s)"
+    )
+
+
 def _load_arguments(parser: argparse.ArgumentParser) -> None:
     """The size of the load, shared by ``bench`` and ``scale``."""
     defaults = BenchSettings()
@@ -280,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="answer a constant <opened> per order without parsing (measures the client)",
     )
+    _health_arguments(
+        commands.add_parser(
+            "health",
+            help="exit 0 if a server answers an empty <create> without an error",
+        )
+    )
     database = commands.add_parser("db", help="database maintenance")
     actions = database.add_subparsers(dest="action", required=True)
     upgrade = actions.add_parser("upgrade", help="apply the schema migrations and exit")
@@ -302,6 +316,17 @@ def _serve(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
     )
     return run(config)
+
+
+def _health(args: argparse.Namespace) -> int:
+    from bourse.health import probe  # noqa: PLC0415
+
+    problem = probe(args.host, args.port, args.timeout)
+    if problem is None:
+        print(f"healthy: {args.host}:{args.port}")
+        return 0
+    print(f"unhealthy: {problem}", file=sys.stderr)
+    return 1
 
 
 def _upgrade(args: argparse.Namespace) -> int:
@@ -416,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _report,
         "gen": _gen,
         "null-server": _null_server,
+        "health": _health,
         "db": _upgrade,
     }
     return commands[args.command](args)

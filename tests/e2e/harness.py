@@ -58,11 +58,19 @@ def running_server(database_url: str | None, *extra: str) -> Iterator[ServerProc
     ``database_url`` (None: the embedded default, given ``--data-dir`` in
     ``extra``); kill it afterwards if it is still running."""
     database = [] if database_url is None else ["--database-url", database_url]
+    command = [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *database, *extra]
+    with running_command(command) as server:
+        yield server
+
+
+@contextmanager
+def running_command(
+    command: list[str], env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """Run ``command`` (a server start) until it logs where it listens;
+    kill it afterwards if it is still running."""
     process = subprocess.Popen(
-        [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *database, *extra],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
+        command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
     )
     server = ServerProcess(process)
     listening = threading.Event()

@@ -11,6 +11,7 @@ import contextlib
 import os
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -22,7 +23,7 @@ from bourse.core.digest import state_digest
 from bourse.store.embedded import EmbeddedPostgres
 from bourse.store.store import Store
 from tests.databases import fresh_database, public_temp_dir
-from tests.e2e.harness import ServerProcess, exchange, running_server
+from tests.e2e.harness import BOURSE, ServerProcess, exchange, running_server
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -136,13 +137,21 @@ def assert_recovered_with(server: ServerProcess, new_account: str) -> None:
     assert f'<created id="{new_account}"/>'.encode() in reply
 
 
+def health(server: ServerProcess) -> int:
+    """The exit status of ``bourse health`` against ``server``."""
+    command = [str(BOURSE), "health", "--port", str(server.port)]
+    return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
+
+
 def test_database_outage_gives_prompt_errors_then_recovers() -> None:
     with server_on_own_cluster() as (embedded, server):
         embedded.stop()
         for account_id in ("2", "3", "4"):
             assert_prompt_refusal(server, account_id, within=5)
+        assert health(server) == 1
         embedded.start()
         assert_recovered_with(server, "2")
+        assert health(server) == 0
 
 
 def test_frozen_database_gives_prompt_errors_then_recovers() -> None:
