@@ -61,6 +61,14 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "port", defaults.port, "TCP port; 0 picks a free one", int)
     _add(
         parser,
+        "workers",
+        defaults.workers,
+        "gateway processes around the engine process; 0 runs everything in one process "
+        "(default: the usable cores, or 0 on one core)",
+        int,
+    )
+    _add(
+        parser,
         "log-level",
         "INFO",
         "logging threshold",
@@ -307,6 +315,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         host=args.host,
         port=args.port,
+        workers=args.workers,
         database_url=args.database_url,
         data_dir=args.data_dir,
         max_request_size=args.max_request_size,

@@ -1,4 +1,9 @@
-"""Fixtures that start real server processes."""
+"""Fixtures that start real server processes.
+
+Every end-to-end test runs twice: with ``--workers 0`` (one process) and
+with ``--workers 2`` (an engine process and two gateway processes). The
+servers the tests start read the choice from ``BOURSE_WORKERS``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,19 @@ import pytest
 
 from tests.e2e.harness import ServerProcess, running_server
 
+WORKER_COUNTS = [0, 2]
+
+
+@pytest.fixture(scope="module", params=WORKER_COUNTS, ids=lambda n: f"workers{n}", autouse=True)
+def workers(request: pytest.FixtureRequest) -> Iterator[int]:
+    """The ``--workers`` of every server this module's tests start."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BOURSE_WORKERS", str(request.param))
+        yield request.param
+
 
 @pytest.fixture(scope="module")
-def server(module_database_url: str) -> Iterator[ServerProcess]:
+def server(workers: int, module_database_url: str) -> Iterator[ServerProcess]:
     """One server shared by a test module (tests use distinct accounts)."""
     with running_server(module_database_url) as process:
         yield process

@@ -1,14 +1,20 @@
-"""The server process: database, exchange, listening socket, clean stop.
+"""The server: database, exchange, clients, and a clean stop.
 
 ``run`` starts the database (the embedded PostgreSQL unless a URL is
 given), loads the exchange from it, then serves on the configured address
-until SIGTERM or SIGINT. Shutdown stops accepting at once, lets requests
-being received finish within a grace period, waits for every applied
-request to be committed and answered, then closes the connections and the
-database. An unexpected exception while applying a request means the
-exchange state can no longer be trusted: the server stops and ``run``
-returns a non-zero exit status (recovery from the database happens at the
-next start).
+until SIGTERM or SIGINT, in one of two shapes:
+
+- ``workers == 0``: one process accepts connections, parses, applies,
+  commits and renders;
+- ``workers == N``: this process is the engine (applies and commits) and
+  N gateway processes share its listening socket (``supervisor.py``).
+
+Shutdown stops accepting at once, lets requests being received finish
+within a grace period, waits for every applied request to be committed and
+answered, then closes the connections and the database. An unexpected
+exception while applying a request means the exchange state can no longer
+be trusted: the server stops and ``run`` returns a non-zero exit status
+(recovery from the database happens at the next start).
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bourse.server.config import ServerConfig
-from bourse.server.connection import ExchangeConnection
+from bourse.server.frontend import Frontend
 from bourse.server.service import ExchangeService
+from bourse.server.supervisor import Gateways, bind_listener
 from bourse.store.embedded import EmbeddedPostgres
 from bourse.store.store import Store
 
@@ -32,14 +39,16 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 
+#: Seconds beyond the grace period that stopping gateways may take.
+GATEWAY_STOP_MARGIN = 5.0
+
 
 class ExchangeServer:
-    """Listening socket, live connections, and the reason to stop."""
+    """The exchange service, whoever serves its clients, and the reason to stop."""
 
     def __init__(self, config: ServerConfig, service: ExchangeService) -> None:
         self.config = config
         self.service = service
-        self.connections: set[ExchangeConnection] = set()
         self._stop = asyncio.Event()
         self.failure: BaseException | None = None
 
@@ -59,50 +68,46 @@ class ExchangeServer:
             log.error("the committer failed; stopping the server", exc_info=exc)
             self.fail(exc)
 
-    def _new_connection(self) -> ExchangeConnection:
-        return ExchangeConnection(self.service, self.config, self.connections, self.fail)
-
     async def serve(self) -> int:
         """Serve until asked to stop; the process exit status."""
         loop = asyncio.get_running_loop()
         committer = asyncio.create_task(self.service.run(), name="committer")
         committer.add_done_callback(self._committer_stopped)
         reporter = asyncio.create_task(self._report_stats(), name="stats")
-        server = await loop.create_server(
-            self._new_connection,
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-            backlog=self.config.listen_backlog,
-        )
-        for sock in server.sockets:
-            host, port = sock.getsockname()[:2]
-            log.info("bourse listening on %s:%s", host, port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        await self._stop.wait()
-        log.info("shutting down")
-        server.close()
-        await self._finish_connections()
-        for task in (committer, reporter):
-            task.cancel()
+        try:
+            if self.config.workers:
+                await self._serve_with_gateways()
+            else:
+                await self._serve_in_process()
+        finally:
+            for task in (committer, reporter):
+                task.cancel()
         return EXIT_FAILURE if self.failure is not None else EXIT_OK
 
-    async def _finish_connections(self) -> None:
-        """Let busy connections finish within the grace period, then close all."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.shutdown_grace
-        while loop.time() < deadline and self.failure is None:
-            for connection in list(self.connections):
-                if not connection.is_busy:
-                    connection.close()
-            if not self.connections:
-                break
-            await asyncio.sleep(0.05)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.service.drain(), max(0.0, deadline - loop.time()))
-        for connection in list(self.connections):
-            connection.abort()
+    async def _serve_in_process(self) -> None:
+        frontend = Frontend(self.config, self.service.submit, self.fail)
+        for host, port in await frontend.listen():
+            log.info("bourse listening on %s:%s", host, port)
+        await self._stop.wait()
+        log.info("shutting down")
+        await frontend.close(self.service.drain)
+
+    async def _serve_with_gateways(self) -> None:
+        listener = bind_listener(self.config)
+        gateways = Gateways(self.config, listener, self.service, self.fail)
+        try:
+            await gateways.start()
+            host, port = listener.getsockname()[:2]
+            log.info("bourse listening on %s:%s (%d gateways)", host, port, self.config.workers)
+            await self._stop.wait()
+            log.info("shutting down")
+            await gateways.stop(self.config.shutdown_grace + GATEWAY_STOP_MARGIN)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.service.drain(), self.config.shutdown_grace)
+        finally:
+            listener.close()
 
     async def _report_stats(self) -> None:
         while True:
@@ -148,7 +153,7 @@ def open_database(configured: str | None, data_dir: Path) -> Iterator[Database]:
 
 
 def run(config: ServerConfig) -> int:
-    """Run the server in this process until it stops; its exit status."""
+    """Run the server until it stops; its exit status."""
     import uvloop  # noqa: PLC0415 - loaded only when serving
 
     with open_database(config.database_url, config.data_dir) as database:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bourse.protocol.framing import DEFAULT_MAX_REQUEST_SIZE
 
 DEFAULT_PORT = 12345
 DEFAULT_DATA_DIR = Path("bourse-data")
+
+
+def default_workers() -> int:
+    """One gateway process per usable core; none on a single core, where
+    gateways would only add a hop (everything runs in one process)."""
+    cores = len(os.sched_getaffinity(0))
+    return cores if cores > 1 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +27,9 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     #: PostgreSQL to use; None starts the embedded one in ``data_dir``.
     database_url: str | None = None
+    #: Gateway processes doing sockets, framing and XML around the engine
+    #: process; 0 runs everything in one process.
+    workers: int = field(default_factory=default_workers)
     #: Where the embedded PostgreSQL keeps its files.
     data_dir: Path = DEFAULT_DATA_DIR
     #: Largest request accepted, in bytes of XML.

@@ -17,15 +17,20 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
+from bourse.core.commands import Request
 from bourse.core.errors import ErrorCode
 from bourse.protocol.events import END_OF_STREAM, NEED_DATA, Frame, RequestError
 from bourse.protocol.framing import FrameDecoder
+from bourse.protocol.reader import read_request
 from bourse.protocol.render import render_error
 from bourse.server.config import ServerConfig
-from bourse.server.outbox import Outbox
-from bourse.server.service import ExchangeService
+from bourse.server.outbox import Outbox, Reply
 
 log = logging.getLogger(__name__)
+
+#: Hands a parsed request to the exchange (in this process or through a
+#: gateway's link to the engine); the reply slot is settled later.
+Submit = Callable[[Request, Reply], None]
 
 
 class ExchangeConnection(asyncio.Protocol):
@@ -33,12 +38,12 @@ class ExchangeConnection(asyncio.Protocol):
 
     def __init__(
         self,
-        service: ExchangeService,
+        submit: Submit,
         config: ServerConfig,
         registry: set[ExchangeConnection],
         on_failure: Callable[[BaseException], None],
     ) -> None:
-        self._service = service
+        self._submit_request = submit
         self._config = config
         self._registry = registry
         self._on_failure = on_failure
@@ -121,8 +126,12 @@ class ExchangeConnection(asyncio.Protocol):
         self._note_progress()
 
     def _submit(self, body: bytes) -> None:
+        request = read_request(body)
+        if isinstance(request, RequestError):
+            self._outbox.reserve().send(render_error(request))
+            return
         try:
-            self._service.submit(body, self._outbox.reserve())
+            self._submit_request(request, self._outbox.reserve())
         except Exception as exc:  # a bug: the exchange state can no longer be trusted
             log.exception("request failed unexpectedly; stopping the server")
             self.abort()

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from bourse.core.errors import ErrorCode
+from bourse.core.results import Result
+from bourse.protocol.events import RequestError
+from bourse.protocol.render import render_error, render_results
 
 
 class _Ending(enum.Enum):
@@ -51,6 +56,20 @@ class Reply:
         """Settle by dropping the connection at once, without an answer."""
         self.ending = _Ending.DROP
         self._outbox.flush()
+
+    # the exchange's outcomes (see ``service.Pending``)
+
+    def release(self, results: Sequence[Result]) -> None:
+        """Settle with the results of a committed request."""
+        self.send(render_results(results))
+
+    def refuse(self, code: ErrorCode) -> None:
+        """Settle with an error: the request had no effect."""
+        self.send(render_error(RequestError(code)))
+
+    def drop(self) -> None:
+        """Settle without an answer: the request's outcome is unknown."""
+        self.drop_connection()
 
 
 class Outbox:

@@ -19,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from bourse.core.commands import Request
 from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
-from bourse.protocol.events import RequestError
-from bourse.protocol.reader import read_request
-from bourse.protocol.render import render_error, render_results
-from bourse.server.outbox import Reply
+from bourse.core.results import Result
 from bourse.server.tuning import tune_garbage_collector
 from bourse.store.store import Store
 
@@ -37,11 +36,26 @@ log = logging.getLogger(__name__)
 RETRY_INTERVAL = 0.5
 
 
+class Pending(Protocol):
+    """Where the outcome of one submitted request goes: a reply slot of a
+    connection in this process, or a token of a gateway process."""
+
+    def release(self, results: Sequence[Result]) -> None:
+        """The request's effects are committed: answer with ``results``."""
+
+    def refuse(self, code: ErrorCode) -> None:
+        """The request had no effect: answer with this error."""
+
+    def drop(self) -> None:
+        """The outcome is unknown: close the connection without an answer."""
+
+
 @dataclass(slots=True)
 class _Batch:
-    """Replies waiting for the commit of the changes they report."""
+    """Requests waiting for the commit of the changes they made, with the
+    results to release then."""
 
-    replies: list[tuple[Reply, bytes]] = field(default_factory=list)
+    replies: list[tuple[Pending, list[Result]]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -106,7 +120,6 @@ class ExchangeService:
         self._work = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._unavailable = render_error(RequestError(ErrorCode.UNAVAILABLE))
         self.stats = BatchStats()
 
     async def start(self) -> None:
@@ -116,18 +129,14 @@ class ExchangeService:
 
     # the request path (synchronous: runs between two awaits of the loop)
 
-    def submit(self, body: bytes, reply: Reply) -> None:
-        """Apply one request; its reply is settled once it may leave."""
+    def submit(self, request: Request, pending: Pending) -> None:
+        """Apply one request; ``pending`` is settled once its reply may leave."""
         engine = self._engine
         if engine is None:
-            reply.send(self._unavailable)
-            return
-        request = read_request(body)
-        if isinstance(request, RequestError):
-            reply.send(render_error(request))
+            pending.refuse(ErrorCode.UNAVAILABLE)
             return
         results = engine.apply(request, int(self._clock()))
-        self._filling.replies.append((reply, render_results(results)))
+        self._filling.replies.append((pending, results))
         self._idle.clear()
         self._work.set()
 
@@ -173,20 +182,20 @@ class ExchangeService:
                 self._abandon(batch, outcome_known=not in_doubt)
                 raise _CommitError(in_doubt[0] if in_doubt else None) from exc
             self.stats.record(len(batch.replies), time.perf_counter() - started)
-        for reply, data in batch.replies:
-            reply.send(data)
+        for pending, results in batch.replies:
+            pending.release(results)
 
     def _abandon(self, batch: _Batch, *, outcome_known: bool) -> None:
         """Stop acknowledging: settle every uncommitted reply without success."""
         self._engine = None
-        for reply, _ in batch.replies:
+        for pending, _ in batch.replies:
             if outcome_known:
-                reply.send(self._unavailable)
+                pending.refuse(ErrorCode.UNAVAILABLE)
             else:
-                reply.drop_connection()
+                pending.drop()
         behind, self._filling = self._filling, _Batch()
-        for reply, _ in behind.replies:
-            reply.send(self._unavailable)
+        for pending, _ in behind.replies:
+            pending.refuse(ErrorCode.UNAVAILABLE)
 
     async def _recover_from(self, failure: _CommitError) -> None:
         log.warning(

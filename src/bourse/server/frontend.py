@@ -1,0 +1,88 @@
+"""The client-facing side of a server process: accept, serve, wind down.
+
+Used as is by the single-process server and by every gateway process. It
+accepts connections on its own listening socket or on one inherited from
+the engine process, hands each parsed request to ``submit``, and on
+shutdown stops accepting, lets requests being received finish within the
+grace period, waits for owed replies (``drain``), then closes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from bourse.server.config import ServerConfig
+from bourse.server.connection import ExchangeConnection, Submit
+
+log = logging.getLogger(__name__)
+
+
+class Frontend:
+    """A listening socket and the live connections it accepted."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        submit: Submit,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self.config = config
+        self.connections: set[ExchangeConnection] = set()
+        self.accepted = 0
+        self._submit = submit
+        self._on_failure = on_failure
+        self._server: asyncio.Server | None = None
+        self.failed = False
+
+    def _new_connection(self) -> ExchangeConnection:
+        self.accepted += 1
+        return ExchangeConnection(self._submit, self.config, self.connections, self._fail)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = True
+        self._on_failure(exc)
+
+    async def listen(self, sock: socket.socket | None = None) -> list[tuple[str, int]]:
+        """Accept on ``sock`` (already bound and listening), or bind the
+        configured address; the addresses listened on."""
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            self._server = await loop.create_server(
+                self._new_connection, sock=sock, backlog=self.config.listen_backlog
+            )
+        else:
+            self._server = await loop.create_server(
+                self._new_connection,
+                self.config.host,
+                self.config.port,
+                reuse_address=True,
+                backlog=self.config.listen_backlog,
+            )
+        return [sock.getsockname()[:2] for sock in self._server.sockets]
+
+    async def close(self, drain: Callable[[], Awaitable[None]]) -> None:
+        """Stop accepting; let busy connections finish within the grace
+        period, wait for ``drain`` (every owed reply settled), close all."""
+        if self._server is not None:
+            self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace
+        while loop.time() < deadline and not self.failed:
+            for connection in list(self.connections):
+                if not connection.is_busy:
+                    connection.close()
+            if not self.connections:
+                break
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(drain(), max(0.0, deadline - loop.time()))
+        self.abort_all()
+
+    def abort_all(self) -> None:
+        """Drop every connection at once."""
+        for connection in list(self.connections):
+            connection.abort()

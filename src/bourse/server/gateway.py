@@ -1,0 +1,158 @@
+"""A gateway process: sockets, framing, XML and rendering for the engine.
+
+``bourse serve --workers N`` starts N of these (``python -m
+bourse.server.gateway``). Each inherits the listening socket, bound once by
+the engine process, and one end of a Unix socket pair to the engine. It
+accepts and serves connections exactly as the single-process server does,
+but instead of applying a parsed request it sends it to the engine and
+keeps the connection's reply slot under a token until the engine answers
+(after the batch committed). Replies of one connection stay in order
+because each connection's outbox releases slots only from the front.
+
+If the engine goes away the gateway drops its connections and exits 1;
+SIGTERM or SIGINT stops accepting, finishes what is owed, and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from bourse.core.commands import Request
+from bourse.core.errors import ErrorCode
+from bourse.server.config import ServerConfig
+from bourse.server.frontend import Frontend
+from bourse.server.ipc import MessageStream
+from bourse.server.outbox import Reply
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ENGINE_GONE = 1
+
+
+class EngineLink(MessageStream):
+    """The gateway's end of the link: requests out, outcomes in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_token = 0
+        self._waiting: dict[int, Reply] = {}
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    def submit(self, request: Request, reply: Reply) -> None:
+        """Send ``request`` to the engine; ``reply`` is settled by its answer."""
+        self._next_token += 1
+        self._waiting[self._next_token] = reply
+        self._drained.clear()
+        self.send((self._next_token, request))
+
+    def items_received(self, items: list[Any]) -> None:
+        waiting = self._waiting
+        for token, outcome in items:
+            reply = waiting.pop(token)
+            if outcome is None:
+                reply.drop()
+            elif isinstance(outcome, ErrorCode):
+                reply.refuse(outcome)
+            else:
+                reply.release(outcome)
+        if not waiting:
+            self._drained.set()
+
+    def link_lost(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for reply in waiting.values():
+            reply.drop()
+        self._drained.set()
+
+    async def drain(self) -> None:
+        """Wait until every request sent has been answered."""
+        await self._drained.wait()
+
+
+async def serve_gateway(config: ServerConfig, listener: socket.socket, link: socket.socket) -> int:
+    """Serve clients on ``listener`` for the engine at the end of ``link``."""
+    loop = asyncio.get_running_loop()
+    _, engine = await loop.create_unix_connection(EngineLink, sock=link)
+    stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    def fail(exc: BaseException) -> None:
+        failure.append(exc)
+        stop.set()
+
+    frontend = Frontend(config, engine.submit, fail)
+    await frontend.listen(listener)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    stopped = asyncio.create_task(stop.wait())
+    engine_gone = asyncio.create_task(engine.closed.wait())
+    await asyncio.wait({stopped, engine_gone}, return_when=asyncio.FIRST_COMPLETED)
+    if engine.closed.is_set():
+        log.error("the engine went away; dropping connections")
+        frontend.abort_all()
+        return EXIT_ENGINE_GONE
+    await frontend.close(engine.drain)
+    engine.close()
+    log.info("gateway stopped after %d connections", frontend.accepted)
+    return EXIT_ENGINE_GONE if failure else EXIT_OK
+
+
+def gateway_command(config: ServerConfig, index: int, listen_fd: int, link_fd: int) -> list[str]:
+    """The command line that starts gateway ``index`` with these sockets.
+    Gateways never touch the database, so its URL (which may hold a
+    password) stays out of their command line."""
+    settings = asdict(replace(config, database_url=None))
+    return [
+        sys.executable,
+        "-m",
+        "bourse.server.gateway",
+        f"--index={index}",
+        f"--listen-fd={listen_fd}",
+        f"--link-fd={link_fd}",
+        f"--log-level={logging.getLevelName(logging.getLogger().getEffectiveLevel())}",
+        "--config=" + json.dumps(settings, default=str),
+    ]
+
+
+def _config_from_json(text: str) -> ServerConfig:
+    settings = json.loads(text)
+    settings["data_dir"] = Path(settings["data_dir"])
+    return ServerConfig(**settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of a gateway process."""
+    import uvloop  # noqa: PLC0415 - as in the server
+
+    parser = argparse.ArgumentParser(prog="bourse-gateway")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--link-fd", type=int, required=True)
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args(argv)
+    config = _config_from_json(args.config)
+    logging.basicConfig(
+        level=args.log_level,
+        format=f"%(asctime)s %(levelname)s gateway-{args.index}[%(process)d] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    listener = socket.socket(fileno=args.listen_fd)
+    link = socket.socket(fileno=args.link_fd)
+    return uvloop.run(serve_gateway(config, listener, link))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

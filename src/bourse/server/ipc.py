@@ -1,0 +1,86 @@
+"""Messages between gateway processes and the engine process.
+
+A gateway and the engine talk over one Unix socket pair. Each side queues
+items as it produces them and writes everything queued in one event-loop
+turn as a single frame (a 4-byte length, then a pickled list), so a burst
+of requests or replies costs one system call, not one per item. Both ends
+are processes of this server started from the same code, so pickle is
+safe here; it carries the core's slotted dataclasses (commands, results,
+error codes) with no schema to keep in step, and measures at about 3 µs to
+pickle and 1.4 µs to unpickle one single-order request (docs/architecture.md).
+
+Gateway to engine, items are ``(token, Request)``; engine to gateway,
+``(token, outcome)`` where the outcome is the request's results (committed),
+an ``ErrorCode`` (no effect) or None (outcome unknown: drop the connection).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import pickle
+import struct
+from typing import Any, cast
+
+HEADER = struct.Struct("!I")
+
+
+class MessageStream(asyncio.Protocol, abc.ABC):
+    """One end of a gateway link: batched frames out, whole frames in."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._outgoing: list[Any] = []
+        self._received = bytearray()
+        self._loop = asyncio.get_running_loop()
+        self.closed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self.closed.set()
+        self.link_lost()
+
+    def data_received(self, data: bytes) -> None:
+        received = self._received
+        received += data
+        start = 0
+        while len(received) - start >= HEADER.size:
+            (length,) = HEADER.unpack_from(received, start)
+            end = start + HEADER.size + length
+            if len(received) < end:
+                break
+            items = pickle.loads(received[start + HEADER.size : end])  # noqa: S301 - our own process
+            start = end
+            self.items_received(items)
+        del received[:start]
+
+    def send(self, item: Any) -> None:
+        """Queue ``item``; everything queued this turn leaves in one frame."""
+        if not self._outgoing:
+            self._loop.call_soon(self._flush)
+        self._outgoing.append(item)
+
+    def close(self) -> None:
+        """Close after what is queued has been written."""
+        self._flush()
+        if self._transport is not None:
+            self._transport.close()
+
+    def _flush(self) -> None:
+        items, self._outgoing = self._outgoing, []
+        if items and self._transport is not None and not self._transport.is_closing():
+            payload = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+            self._transport.write(HEADER.pack(len(payload)) + payload)
+
+    # for subclasses
+
+    @abc.abstractmethod
+    def items_received(self, items: list[Any]) -> None:
+        """Handle the items of one frame, in order."""
+
+    @abc.abstractmethod
+    def link_lost(self) -> None:
+        """The other process closed its end (or died)."""

@@ -1,0 +1,168 @@
+"""The engine process's side of ``--workers N``: gateway processes.
+
+The engine process binds the listening socket once, starts N gateway
+processes that inherit it, and keeps a ``GatewayLink`` to each: requests
+arrive already parsed, are applied in the order they arrive, and their
+outcomes go back under the gateway's tokens once their batch has committed
+(the engine never parses or renders XML). A gateway that dies is started
+again (its clients' connections died with it); stopping sends SIGTERM to
+every gateway and waits for them to finish what they owe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bourse.core.errors import ErrorCode
+from bourse.core.results import Result
+from bourse.server.config import ServerConfig
+from bourse.server.gateway import gateway_command
+from bourse.server.ipc import MessageStream
+from bourse.server.service import ExchangeService
+
+log = logging.getLogger(__name__)
+
+#: A gateway that dies sooner than this after its start is restarted only
+#: after this delay, so a gateway that cannot start does not spin.
+RESTART_DELAY = 1.0
+
+
+class RemoteReply:
+    """A ``Pending`` whose outcome goes back to a gateway under a token."""
+
+    __slots__ = ("_link", "_token")
+
+    def __init__(self, link: GatewayLink, token: int) -> None:
+        self._link = link
+        self._token = token
+
+    def release(self, results: Sequence[Result]) -> None:
+        self._link.send((self._token, results))
+
+    def refuse(self, code: ErrorCode) -> None:
+        self._link.send((self._token, code))
+
+    def drop(self) -> None:
+        self._link.send((self._token, None))
+
+
+class GatewayLink(MessageStream):
+    """The engine's end of one gateway's link."""
+
+    def __init__(
+        self, service: ExchangeService, on_failure: Callable[[BaseException], None]
+    ) -> None:
+        super().__init__()
+        self._service = service
+        self._on_failure = on_failure
+
+    def items_received(self, items: list[Any]) -> None:
+        submit = self._service.submit
+        try:
+            for token, request in items:
+                submit(request, RemoteReply(self, token))
+        except Exception as exc:  # a bug: the exchange state can no longer be trusted
+            log.exception("request failed unexpectedly; stopping the server")
+            self._on_failure(exc)
+
+    def link_lost(self) -> None:
+        """Nothing to do: the supervisor sees the process exit."""
+
+
+def bind_listener(config: ServerConfig) -> socket.socket:
+    """The server's listening socket, bound once for every gateway."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(address)
+    listener.listen(config.listen_backlog)
+    listener.setblocking(False)
+    return listener
+
+
+class Gateways:
+    """N gateway processes around this process's engine."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        listener: socket.socket,
+        service: ExchangeService,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self._config = config
+        self._listener = listener
+        self._service = service
+        self._on_failure = on_failure
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    @property
+    def pids(self) -> list[int]:
+        """The gateway processes running now."""
+        return [process.pid for process in self._processes.values()]
+
+    async def start(self) -> None:
+        """Start every gateway."""
+        for index in range(self._config.workers):
+            await self._spawn(index)
+
+    async def _spawn(self, index: int) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        command = gateway_command(self._config, index, self._listener.fileno(), theirs.fileno())
+        process = subprocess.Popen(command, pass_fds=(self._listener.fileno(), theirs.fileno()))
+        theirs.close()
+        loop = asyncio.get_running_loop()
+        await loop.create_unix_connection(
+            lambda: GatewayLink(self._service, self._on_failure), sock=ours
+        )
+        self._processes[index] = process
+        log.info("gateway %d started (pid %d)", index, process.pid)
+        watcher = asyncio.create_task(self._watch(index, process, time.monotonic()))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, index: int, process: subprocess.Popen[bytes], started: float) -> None:
+        status = await asyncio.to_thread(process.wait)
+        if self._stopping:
+            return
+        log.warning(
+            "gateway %d (pid %d) exited with status %d; starting it again",
+            index,
+            process.pid,
+            status,
+        )
+        if time.monotonic() - started < RESTART_DELAY:
+            await asyncio.sleep(RESTART_DELAY)
+        if not self._stopping:
+            await self._spawn(index)
+
+    async def stop(self, timeout: float) -> None:
+        """SIGTERM every gateway and wait until they exit (SIGKILL after
+        ``timeout``): they finish what they owe while the engine still runs."""
+        self._stopping = True
+        for process in self._processes.values():
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGTERM)
+        waits = [asyncio.to_thread(process.wait) for process in self._processes.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        except TimeoutError:
+            for process in self._processes.values():
+                if process.poll() is None:
+                    log.warning("gateway pid %d did not stop; killing it", process.pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGKILL)
+            await asyncio.gather(*(asyncio.to_thread(p.wait) for p in self._processes.values()))
