@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.databases import fresh_database
 from tests.e2e.harness import ServerProcess, running_server
 
 WORKER_COUNTS = [0, 2]
@@ -25,8 +26,9 @@ def workers(request: pytest.FixtureRequest) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def server(workers: int, module_database_url: str) -> Iterator[ServerProcess]:
-    """One server shared by a test module (tests use distinct accounts)."""
-    with running_server(module_database_url) as process:
+def server(workers: int, cluster_url: str) -> Iterator[ServerProcess]:
+    """One server, on a database of its own, shared by a test module's
+    tests for one worker count (tests use distinct accounts)."""
+    with fresh_database(cluster_url) as url, running_server(url) as process:
         yield process
         assert process.stop() == 0, "".join(process.log)
