@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,14 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
         secret=True,
     )
     _add(parser, "data-dir", defaults.data_dir, "embedded PostgreSQL's directory", Path)
+
+
+def _count_list(text: str) -> list[int]:
+    """``0,1,2`` as a list of non-negative integers."""
+    values = [int(part) for part in text.split(",")]
+    if any(value < 0 for value in values):
+        raise argparse.ArgumentTypeError(f"not a list of counts: {text}")
+    return values
 
 
 def _health_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,6 +246,18 @@ def _scale_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--repetitions", type=int, default=3, help="runs per core count (%(default)s)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_count_list,
+        default=None,
+        help="server --workers values to compare, e.g. 0,1,2: one series each, in "
+        "OUT/workers-N (default: the server's own default, one series in OUT)",
+    )
+    parser.add_argument(
+        "--connection-per-request",
+        action="store_true",
+        help="open a new connection for every request (default: persistent connections)",
     )
     _load_arguments(parser)
     parser.add_argument(
@@ -393,12 +414,21 @@ def _scale(args: argparse.Namespace) -> int:
             clients=args.clients,
             requests_per_client=args.requests_per_client,
             orders_per_request=args.orders_per_request,
+            persistent=not args.connection_per_request,
         ),
     )
     out = args.out if args.out is not None else default_out()
-    summary = run_scale(settings, out)
-    print(f"results, summary.json and plots in {out}")
-    return 0 if all(point["ok"] for point in summary["points"]) else 1
+    series = (
+        [(None, out)]
+        if args.workers is None
+        else [(workers, out / f"workers-{workers}") for workers in args.workers]
+    )
+    ok = True
+    for workers, directory in series:
+        summary = run_scale(replace(settings, workers=workers), directory)
+        ok = ok and all(point["ok"] for point in summary["points"])
+        print(f"results, summary.json and plots in {directory}")
+    return 0 if ok else 1
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -46,6 +46,8 @@ class ScaleSettings:
     max_cores: int
     repetitions: int
     bench: BenchSettings
+    #: The server's ``--workers``; None leaves its default.
+    workers: int | None = None
 
 
 def usable_cores() -> list[int]:
@@ -62,9 +64,11 @@ def _pin_process(pid: int, cpus: set[int]) -> None:
 
 
 def server_processes(server: Server) -> list[psutil.Process]:
-    """The server, its PostgreSQL postmaster and the postmaster's children."""
+    """The server and its gateways, its PostgreSQL postmaster and the
+    postmaster's children."""
     assert server.process is not None
-    processes = [psutil.Process(server.process.pid)]
+    main = psutil.Process(server.process.pid)
+    processes = [main, *main.children(recursive=True)]
     info = read_postmaster_info(server.data_dir / "pgdata")
     if info is not None:
         postmaster = psutil.Process(info.pid)
@@ -129,13 +133,13 @@ def _fresh_data_dir() -> Iterator[Path]:
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def run_once(settings: BenchSettings, cores: int) -> dict[str, Any]:
+def run_once(settings: BenchSettings, cores: int, workers: int | None = None) -> dict[str, Any]:
     """One bench against a fresh server pinned to the first ``cores`` cores."""
     usable = usable_cores()
     server_cpus = set(usable[:cores])
     load_cpus = set(usable[cores:]) or set(usable)
     with _fresh_data_dir() as data_dir:
-        server = Server(data_dir, ServerConfig().commit_timeout)
+        server = Server(data_dir, ServerConfig().commit_timeout, workers)
         processes: list[psutil.Process] = []
         try:
             server.start()
@@ -143,18 +147,38 @@ def run_once(settings: BenchSettings, cores: int) -> dict[str, Any]:
             info = read_postmaster_info(data_dir / "pgdata")
             database_url = None if info is None else libpq_url(info)
             run_settings = replace(settings, port=server.port, database_url=database_url)
+            before = cpu_seconds(processes)
             with _affinity(load_cpus):
                 outcome = bench(run_settings)
+            used = {role: cpu_seconds(processes)[role] - spent for role, spent in before.items()}
         finally:
             stop_server(server, processes)
     result = result_json(outcome)
     result.update(
         cores=cores,
+        workers=workers,
         server_cpus=sorted(server_cpus),
         load_cpus=sorted(load_cpus),
         processes_pinned=len(processes),
+        cpu_seconds=used,
     )
     return result
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> dict[str, float]:
+    """CPU seconds used so far by the engine process (the server's main
+    process), its gateways and PostgreSQL, from ``server_processes``."""
+    main = processes[0]
+    spent = {"engine": 0.0, "gateways": 0.0, "postgres": 0.0}
+    children = {child.pid for child in main.children(recursive=True)}
+    for process in processes:
+        role = (
+            "engine" if process is main else "gateways" if process.pid in children else "postgres"
+        )
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            spent[role] += times.user + times.system
+    return spent
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -208,7 +232,7 @@ def run_scale(settings: ScaleSettings, out: Path) -> dict[str, Any]:
     runs = []
     for cores in range(1, settings.max_cores + 1):
         for repetition in range(1, settings.repetitions + 1):
-            result = run_once(settings.bench, cores)
+            result = run_once(settings.bench, cores, settings.workers)
             result["repetition"] = repetition
             _write(out / f"cores-{cores}-rep-{repetition}.json", result)
             print(_line(result), flush=True)
@@ -221,10 +245,19 @@ def run_scale(settings: ScaleSettings, out: Path) -> dict[str, Any]:
 
 def _line(result: dict[str, Any]) -> str:
     latency = result["latency_ms"]
+    workers = "" if result["workers"] is None else f"workers {result['workers']} "
     return (
-        f"cores {result['cores']} rep {result['repetition']}: "
+        f"{workers}cores {result['cores']} rep {result['repetition']}: "
         f"{result['orders_per_second']:,.0f} orders/s, p50 {latency['p50']:.2f} ms, "
-        f"p99 {latency['p99']:.2f} ms, checks {'ok' if result['checks']['ok'] else 'FAILED'}"
+        f"p99 {latency['p99']:.2f} ms, checks {'ok' if result['checks']['ok'] else 'FAILED'}; "
+        f"CPU µs per order: {_cpu_per_order(result)}"
+    )
+
+
+def _cpu_per_order(result: dict[str, Any]) -> str:
+    orders = result["orders"]
+    return ", ".join(
+        f"{role} {1e6 * seconds / orders:.0f}" for role, seconds in result["cpu_seconds"].items()
     )
 
 

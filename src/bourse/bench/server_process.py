@@ -21,9 +21,10 @@ LISTENING = re.compile(r"bourse listening on [^ ]+:(\d+)")
 class Server:
     """``bourse serve`` in a child process, on a free loopback port."""
 
-    def __init__(self, data_dir: Path, commit_timeout: float) -> None:
+    def __init__(self, data_dir: Path, commit_timeout: float, workers: int | None = None) -> None:
         self.data_dir = data_dir
         self.commit_timeout = commit_timeout
+        self.workers = workers
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
 
@@ -31,6 +32,8 @@ class Server:
         command = [sys.executable, "-m", "bourse.cli", "serve", "--host", "127.0.0.1"]
         command += ["--port", "0", "--data-dir", str(self.data_dir)]
         command += ["--commit-timeout", str(self.commit_timeout)]
+        if self.workers is not None:
+            command += ["--workers", str(self.workers)]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         self.port = self._wait_listening(self.process)
 
