@@ -66,7 +66,15 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         defaults.workers,
         "gateway processes around the engine process; 0 runs everything in one process "
         "(default: the usable cores, or 0 on one core)",
-        int,
+        _count,
+    )
+    _add(
+        parser,
+        "accept",
+        defaults.accept,
+        "how gateways share the port: a socket each with SO_REUSEPORT (even spread of "
+        "connections) or one inherited socket",
+        choices=["reuseport", "shared"],
     )
     _add(
         parser,
@@ -126,12 +134,17 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "data-dir", defaults.data_dir, "embedded PostgreSQL's directory", Path)
 
 
+def _count(text: str) -> int:
+    """A non-negative integer."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count: {text}")
+    return value
+
+
 def _count_list(text: str) -> list[int]:
     """``0,1,2`` as a list of non-negative integers."""
-    values = [int(part) for part in text.split(",")]
-    if any(value < 0 for value in values):
-        raise argparse.ArgumentTypeError(f"not a list of counts: {text}")
-    return values
+    return [_count(part) for part in text.split(",")]
 
 
 def _health_arguments(parser: argparse.ArgumentParser) -> None:
@@ -337,6 +350,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        accept=args.accept,
         database_url=args.database_url,
         data_dir=args.data_dir,
         max_request_size=args.max_request_size,

@@ -7,7 +7,7 @@ until SIGTERM or SIGINT, in one of two shapes:
 - ``workers == 0``: one process accepts connections, parses, applies,
   commits and renders;
 - ``workers == N``: this process is the engine (applies and commits) and
-  N gateway processes share its listening socket (``supervisor.py``).
+  N gateway processes accept on its address (``supervisor.py``).
 
 Shutdown stops accepting at once, lets requests being received finish
 within a grace period, waits for every applied request to be committed and
@@ -30,7 +30,7 @@ from pathlib import Path
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
 from bourse.server.service import ExchangeService
-from bourse.server.supervisor import Gateways, bind_listener
+from bourse.server.supervisor import Gateways, bind_address
 from bourse.store.embedded import EmbeddedPostgres
 from bourse.store.store import Store
 
@@ -95,11 +95,11 @@ class ExchangeServer:
         await frontend.close(self.service.drain)
 
     async def _serve_with_gateways(self) -> None:
-        listener = bind_listener(self.config)
-        gateways = Gateways(self.config, listener, self.service, self.fail)
+        bound = bind_address(self.config)
+        gateways = Gateways(self.config, bound, self.service, self.fail)
         try:
             await gateways.start()
-            host, port = listener.getsockname()[:2]
+            host, port = bound.getsockname()[:2]
             log.info("bourse listening on %s:%s (%d gateways)", host, port, self.config.workers)
             await self._stop.wait()
             log.info("shutting down")
@@ -107,7 +107,7 @@ class ExchangeServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.service.drain(), self.config.shutdown_grace)
         finally:
-            listener.close()
+            bound.close()
 
     async def _report_stats(self) -> None:
         while True:

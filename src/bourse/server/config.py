@@ -30,6 +30,11 @@ class ServerConfig:
     #: Gateway processes doing sockets, framing and XML around the engine
     #: process; 0 runs everything in one process.
     workers: int = field(default_factory=default_workers)
+    #: How gateways share the port: "reuseport" (a socket each, SO_REUSEPORT:
+    #: the kernel spreads new connections evenly) or "shared" (one socket
+    #: bound by the engine process and inherited: a busy gateway accepts
+    #: less, a restarted one loses nothing queued).
+    accept: str = "reuseport"
     #: Where the embedded PostgreSQL keeps its files.
     data_dir: Path = DEFAULT_DATA_DIR
     #: Largest request accepted, in bytes of XML.

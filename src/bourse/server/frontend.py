@@ -46,9 +46,12 @@ class Frontend:
         self.failed = True
         self._on_failure(exc)
 
-    async def listen(self, sock: socket.socket | None = None) -> list[tuple[str, int]]:
+    async def listen(
+        self, sock: socket.socket | None = None, *, reuse_port: bool = False
+    ) -> list[tuple[str, int]]:
         """Accept on ``sock`` (already bound and listening), or bind the
-        configured address; the addresses listened on."""
+        configured address (sharing it with ``SO_REUSEPORT`` if asked); the
+        addresses listened on."""
         loop = asyncio.get_running_loop()
         if sock is not None:
             self._server = await loop.create_server(
@@ -60,6 +63,7 @@ class Frontend:
                 self.config.host,
                 self.config.port,
                 reuse_address=True,
+                reuse_port=reuse_port,
                 backlog=self.config.listen_backlog,
             )
         return [sock.getsockname()[:2] for sock in self._server.sockets]

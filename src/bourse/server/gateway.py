@@ -1,8 +1,10 @@
 """A gateway process: sockets, framing, XML and rendering for the engine.
 
 ``bourse serve --workers N`` starts N of these (``python -m
-bourse.server.gateway``). Each inherits the listening socket, bound once by
-the engine process, and one end of a Unix socket pair to the engine. It
+bourse.server.gateway``). Each listens on the server's port with a socket
+of its own (``SO_REUSEPORT``) or accepts on the engine process's inherited
+socket (``--accept shared``), and holds one end of a Unix socket pair to
+the engine. It
 accepts and serves connections exactly as the single-process server does,
 but instead of applying a parsed request it sends it to the engine and
 keeps the connection's reply slot under a token until the engine answers
@@ -81,8 +83,11 @@ class EngineLink(MessageStream):
         await self._drained.wait()
 
 
-async def serve_gateway(config: ServerConfig, listener: socket.socket, link: socket.socket) -> int:
-    """Serve clients on ``listener`` for the engine at the end of ``link``."""
+async def serve_gateway(
+    config: ServerConfig, link: socket.socket, listener: socket.socket | None
+) -> int:
+    """Serve clients for the engine at the end of ``link``: on ``listener``
+    if given, else on a socket of its own bound with ``SO_REUSEPORT``."""
     loop = asyncio.get_running_loop()
     _, engine = await loop.create_unix_connection(EngineLink, sock=link)
     stop = asyncio.Event()
@@ -93,7 +98,7 @@ async def serve_gateway(config: ServerConfig, listener: socket.socket, link: soc
         stop.set()
 
     frontend = Frontend(config, engine.submit, fail)
-    await frontend.listen(listener)
+    await frontend.listen(listener, reuse_port=listener is None)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     stopped = asyncio.create_task(stop.wait())
@@ -109,7 +114,9 @@ async def serve_gateway(config: ServerConfig, listener: socket.socket, link: soc
     return EXIT_ENGINE_GONE if failure else EXIT_OK
 
 
-def gateway_command(config: ServerConfig, index: int, listen_fd: int, link_fd: int) -> list[str]:
+def gateway_command(
+    config: ServerConfig, index: int, link_fd: int, listen_fd: int | None
+) -> list[str]:
     """The command line that starts gateway ``index`` with these sockets.
     Gateways never touch the database, so its URL (which may hold a
     password) stays out of their command line."""
@@ -119,8 +126,8 @@ def gateway_command(config: ServerConfig, index: int, listen_fd: int, link_fd: i
         "-m",
         "bourse.server.gateway",
         f"--index={index}",
-        f"--listen-fd={listen_fd}",
         f"--link-fd={link_fd}",
+        *([] if listen_fd is None else [f"--listen-fd={listen_fd}"]),
         f"--log-level={logging.getLevelName(logging.getLogger().getEffectiveLevel())}",
         "--config=" + json.dumps(settings, default=str),
     ]
@@ -138,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="bourse-gateway")
     parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--listen-fd", type=int, default=None)
     parser.add_argument("--link-fd", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--config", required=True)
@@ -149,9 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"%(asctime)s %(levelname)s gateway-{args.index}[%(process)d] %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    listener = socket.socket(fileno=args.listen_fd)
+    listener = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     link = socket.socket(fileno=args.link_fd)
-    return uvloop.run(serve_gateway(config, listener, link))
+    return uvloop.run(serve_gateway(config, link, listener))
 
 
 if __name__ == "__main__":

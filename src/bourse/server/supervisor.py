@@ -1,7 +1,8 @@
 """The engine process's side of ``--workers N``: gateway processes.
 
-The engine process binds the listening socket once, starts N gateway
-processes that inherit it, and keeps a ``GatewayLink`` to each: requests
+The engine process binds the server's address, starts N gateway processes
+that accept on it (each on its own ``SO_REUSEPORT`` socket, or all on the
+engine's one inherited socket), and keeps a ``GatewayLink`` to each: requests
 arrive already parsed, are applied in the order they arrive, and their
 outcomes go back under the gateway's tokens once their batch has committed
 (the engine never parses or renders XML). A gateway that dies is started
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from bourse.core.errors import ErrorCode
@@ -78,17 +80,23 @@ class GatewayLink(MessageStream):
         """Nothing to do: the supervisor sees the process exit."""
 
 
-def bind_listener(config: ServerConfig) -> socket.socket:
-    """The server's listening socket, bound once for every gateway."""
+def bind_address(config: ServerConfig) -> socket.socket:
+    """A socket bound to the server's address. With ``accept="shared"`` it
+    listens and every gateway accepts on it; with ``"reuseport"`` it only
+    holds the port (a bound socket that does not listen receives no
+    connections) while each gateway listens on a socket of its own."""
     family, kind, proto, _, address = socket.getaddrinfo(
         config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
-    listener = socket.socket(family, kind, proto)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(address)
-    listener.listen(config.listen_backlog)
-    listener.setblocking(False)
-    return listener
+    bound = socket.socket(family, kind, proto)
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if config.accept == "reuseport":
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    bound.bind(address)
+    if config.accept == "shared":
+        bound.listen(config.listen_backlog)
+    bound.setblocking(False)
+    return bound
 
 
 class Gateways:
@@ -97,12 +105,14 @@ class Gateways:
     def __init__(
         self,
         config: ServerConfig,
-        listener: socket.socket,
+        bound: socket.socket,
         service: ExchangeService,
         on_failure: Callable[[BaseException], None],
     ) -> None:
         self._config = config
-        self._listener = listener
+        self._bound = bound
+        host, port = bound.getsockname()[:2]
+        self._gateway_config = replace(config, host=host, port=port)
         self._service = service
         self._on_failure = on_failure
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
@@ -121,8 +131,10 @@ class Gateways:
 
     async def _spawn(self, index: int) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        command = gateway_command(self._config, index, self._listener.fileno(), theirs.fileno())
-        process = subprocess.Popen(command, pass_fds=(self._listener.fileno(), theirs.fileno()))
+        shared = self._bound.fileno() if self._config.accept == "shared" else None
+        command = gateway_command(self._gateway_config, index, theirs.fileno(), shared)
+        inherited = (theirs.fileno(),) if shared is None else (theirs.fileno(), shared)
+        process = subprocess.Popen(command, pass_fds=inherited)
         theirs.close()
         loop = asyncio.get_running_loop()
         await loop.create_unix_connection(
