@@ -33,7 +33,7 @@ from bourse.core.commands import Request
 from bourse.core.errors import ErrorCode
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
-from bourse.server.ipc import MessageStream
+from bourse.server.ipc import READY, MessageStream
 from bourse.server.outbox import Reply
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ async def serve_gateway(
 
     frontend = Frontend(config, engine.submit, fail)
     await frontend.listen(listener, reuse_port=listener is None)
+    engine.send(READY)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     stopped = asyncio.create_task(stop.wait())

@@ -9,7 +9,8 @@ safe here; it carries the core's slotted dataclasses (commands, results,
 error codes) with no schema to keep in step, and measures at about 3 µs to
 pickle and 1.4 µs to unpickle one single-order request (docs/architecture.md).
 
-Gateway to engine, items are ``(token, Request)``; engine to gateway,
+Gateway to engine, items are ``(token, Request)``, and first of all
+``READY`` once the gateway accepts connections; engine to gateway,
 ``(token, outcome)`` where the outcome is the request's results (committed),
 an ``ErrorCode`` (no effect) or None (outcome unknown: drop the connection).
 """
@@ -23,6 +24,9 @@ import struct
 from typing import Any, cast
 
 HEADER = struct.Struct("!I")
+
+#: A gateway's first item: it is accepting connections (tokens start at 1).
+READY = (0, None)
 
 
 class MessageStream(asyncio.Protocol, abc.ABC):

@@ -28,7 +28,7 @@ from bourse.core.errors import ErrorCode
 from bourse.core.results import Result
 from bourse.server.config import ServerConfig
 from bourse.server.gateway import gateway_command
-from bourse.server.ipc import MessageStream
+from bourse.server.ipc import READY, MessageStream
 from bourse.server.service import ExchangeService
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 #: A gateway that dies sooner than this after its start is restarted only
 #: after this delay, so a gateway that cannot start does not spin.
 RESTART_DELAY = 1.0
+
+#: Seconds the gateways may take to start accepting connections.
+START_TIMEOUT = 60.0
 
 
 class RemoteReply:
@@ -66,18 +69,24 @@ class GatewayLink(MessageStream):
         super().__init__()
         self._service = service
         self._on_failure = on_failure
+        self.ready = asyncio.Event()
 
     def items_received(self, items: list[Any]) -> None:
         submit = self._service.submit
         try:
-            for token, request in items:
+            for item in items:
+                if item == READY:
+                    self.ready.set()
+                    continue
+                token, request = item
                 submit(request, RemoteReply(self, token))
         except Exception as exc:  # a bug: the exchange state can no longer be trusted
             log.exception("request failed unexpectedly; stopping the server")
             self._on_failure(exc)
 
     def link_lost(self) -> None:
-        """Nothing to do: the supervisor sees the process exit."""
+        """The supervisor sees the process exit; stop waiting for it."""
+        self.ready.set()
 
 
 def bind_address(config: ServerConfig) -> socket.socket:
@@ -125,11 +134,15 @@ class Gateways:
         return [process.pid for process in self._processes.values()]
 
     async def start(self) -> None:
-        """Start every gateway."""
-        for index in range(self._config.workers):
-            await self._spawn(index)
+        """Start every gateway; return once all accept connections."""
+        links = [await self._spawn(index) for index in range(self._config.workers)]
+        await asyncio.wait_for(
+            asyncio.gather(*(link.ready.wait() for link in links)), START_TIMEOUT
+        )
+        if any(link.closed.is_set() for link in links):
+            raise RuntimeError("a gateway exited while starting")
 
-    async def _spawn(self, index: int) -> None:
+    async def _spawn(self, index: int) -> GatewayLink:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         shared = self._bound.fileno() if self._config.accept == "shared" else None
         command = gateway_command(self._gateway_config, index, theirs.fileno(), shared)
@@ -137,7 +150,7 @@ class Gateways:
         process = subprocess.Popen(command, pass_fds=inherited)
         theirs.close()
         loop = asyncio.get_running_loop()
-        await loop.create_unix_connection(
+        _, link = await loop.create_unix_connection(
             lambda: GatewayLink(self._service, self._on_failure), sock=ours
         )
         self._processes[index] = process
@@ -145,6 +158,7 @@ class Gateways:
         watcher = asyncio.create_task(self._watch(index, process, time.monotonic()))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
+        return link
 
     async def _watch(self, index: int, process: subprocess.Popen[bytes], started: float) -> None:
         status = await asyncio.to_thread(process.wait)
