@@ -55,7 +55,8 @@ def untimed(reply: bytes) -> bytes:
 def test_server_answers_like_the_reference(
     workers: int, cluster_url: str, stream: list[Request]
 ) -> None:
-    sent = [SEED, *filter(None, map(without_refused, stream))]
+    kept = [without_refused(request) for request in stream]
+    sent: list[Request] = [SEED, *(request for request in kept if request is not None)]
     reference = NaiveExchange()
     expected = [untimed(render_results(reference.apply(r, 0))) for r in sent]
     with fresh_database(cluster_url) as url, running_server(url) as server:
