@@ -458,3 +458,53 @@ def test_changes_record_deposits_in_order() -> None:
         ("1", None, D(5), 42),
         ("1", "A", D(2), 42),
     ]
+
+
+# -- the cap on open orders per account (docs/security.md) ---------------------
+
+
+def capped_engine(cap: int) -> Engine:
+    engine = Engine(max_open_orders=cap)
+    engine.apply(create(account("1", "1000"), account("2", "1000"), shares("X", "2", "100")), 0)
+    return engine
+
+
+def place(engine: Engine, account_id: str, amount: str, limit: str) -> Result:
+    (result,) = engine.apply(transactions(account_id, order("X", amount, limit)), 1)
+    return result
+
+
+def test_an_account_at_its_open_order_cap_is_refused_new_orders() -> None:
+    engine = capped_engine(2)
+    opened_id(place(engine, "1", "1", "1"))
+    opened_id(place(engine, "1", "1", "1"))
+    refused = place(engine, "1", "1", "1")
+    assert refused == Error(
+        ErrorCode.TOO_MANY_OPEN_ORDERS, (("sym", "X"), ("amount", "1"), ("limit", "1"))
+    )
+    assert balance(engine, "1") == D(998)  # the refused order held nothing
+    opened_id(place(engine, "2", "-1", "5"))  # other accounts are not affected
+    assert audit(engine) == []
+
+
+def test_cancels_and_fills_free_places_under_the_cap() -> None:
+    engine = capped_engine(1)
+    first = opened_id(place(engine, "1", "1", "1"))
+    assert isinstance(place(engine, "1", "1", "1"), Error)
+    engine.apply(transactions("1", cancel(first)), 2)
+    resting = opened_id(place(engine, "1", "1", "2"))
+    assert isinstance(place(engine, "1", "1", "1"), Error)
+    opened_id(place(engine, "2", "-1", "2"))  # fills the resting buy completely
+    assert engine.orders[resting].open_shares == 0
+    opened_id(place(engine, "1", "1", "1"))
+    assert audit(engine) == []
+
+
+def test_an_order_filled_at_once_never_counts_against_the_cap() -> None:
+    engine = capped_engine(1)
+    opened_id(place(engine, "2", "-5", "1"))
+    opened_id(place(engine, "1", "2", "1"))  # fills at once: nothing rests
+    opened_id(place(engine, "1", "3", "1"))  # fills the rest of the sell at once
+    opened_id(place(engine, "1", "1", "1"))  # rests: the first open order
+    assert isinstance(place(engine, "1", "1", "1"), Error)
+    assert audit(engine) == []

@@ -23,6 +23,19 @@ def audit(engine: Engine) -> list[str]:
         *(problem for order in engine.orders.values() for problem in _order_consistent(order)),
         *_nothing_negative(engine),
         *_books_match_orders(engine),
+        *_open_orders_counted(engine),
+    ]
+
+
+def _open_orders_counted(engine: Engine) -> list[str]:
+    counted = dict.fromkeys(engine.ledger.accounts, 0)
+    for order in engine.orders.values():
+        if order.open_shares:
+            counted[order.account_id] += 1
+    return [
+        f"account {account_id}: {account.open_orders} open orders counted, {counted[account_id]} open"
+        for account_id, account in engine.ledger.accounts.items()
+        if account.open_orders != counted[account_id]
     ]
 
 

@@ -60,7 +60,9 @@ from bourse.core.results import (
 class Engine:
     """All accounts, books and orders, changed only through ``apply``."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_open_orders: int | None = None) -> None:
+        #: Open orders one account may have at once (None: no cap).
+        self.max_open_orders = max_open_orders
         self.journal = Journal()
         self.ledger = Ledger(self.journal)
         self.books: dict[str, Book] = {}
@@ -159,6 +161,9 @@ class Engine:
         if book is None:
             return Error(ErrorCode.UNKNOWN_SYMBOL, command.echo)
         symbol = book.symbol  # the book's own string: identical keys compare fastest
+        cap = self.max_open_orders
+        if cap is not None and account.open_orders >= cap:
+            return Error(ErrorCode.TOO_MANY_OPEN_ORDERS, command.echo)
         amount = command.amount
         limit = command.limit
         if amount > ZERO:
@@ -177,12 +182,14 @@ class Engine:
                 self._match(order, account, asks, now)
             if order.open_shares:
                 book.bids.add(order)
+                account.open_orders += 1
         else:
             bids = book.bids
             if bids.keys and bids.keys[bids.best_index] >= limit:
                 self._match(order, account, bids, now)
             if order.open_shares:
                 book.asks.add(order)
+                account.open_orders += 1
         return Opened(command.echo, order_id)
 
     def _match(self, order: Order, account: Account, opposite: Side, now: int) -> None:
@@ -266,6 +273,7 @@ class Engine:
             remaining = subtract(remaining, shares)
             if resting.open_shares:
                 break
+            counterparty.open_orders -= 1
             used_up += 1
             if not remaining:
                 break
@@ -299,6 +307,7 @@ class Engine:
             return Error(ErrorCode.NOTHING_TO_CANCEL, command.echo)
         self.books[order.symbol].side_of(order).remove(order)
         self.ledger.release(order, open_shares)
+        account.open_orders -= 1
         order.open_shares = ZERO
         order.canceled_shares = open_shares
         order.canceled_at = now

@@ -30,6 +30,7 @@ class ErrorCode(enum.Enum):
     INVALID_ORDER_ID = "Invalid order id"
     ORDER_NOT_FOUND = "Order does not exist"
     NOTHING_TO_CANCEL = "Order has no open shares to cancel"
+    TOO_MANY_OPEN_ORDERS = "Too many open orders for this account"
     # whole requests
     MALFORMED_XML = "Malformed XML"
     FORBIDDEN_XML = "Forbidden XML construct"
@@ -40,6 +41,7 @@ class ErrorCode(enum.Enum):
     REQUEST_TOO_LARGE = "Request too large"
     BAD_FRAMING = "Bad framing"
     REQUEST_TIMEOUT = "Request not received in time"
+    RATE_LIMITED = "Rate limit exceeded"
     UNAVAILABLE = "Exchange unavailable: its database cannot be reached; nothing was changed"
 
     @property

@@ -23,14 +23,16 @@ from bourse.core.money import MONEY, ZERO
 
 
 class Account:
-    """Free cash and free shares per symbol (what open orders hold is not here)."""
+    """Free cash and free shares per symbol (what open orders hold is not
+    here), and how many of the account's orders are open."""
 
-    __slots__ = ("account_id", "balance", "positions")
+    __slots__ = ("account_id", "balance", "open_orders", "positions")
 
     def __init__(self, account_id: str, balance: Decimal) -> None:
         self.account_id = account_id
         self.balance = balance
         self.positions: dict[str, Decimal] = {}
+        self.open_orders = 0
 
 
 class Ledger:

@@ -67,4 +67,5 @@ def _restore_orders(engine: Engine, rows: Iterable[OrderRow]) -> None:
         if order.open_shares:
             book = engine.books[order.symbol]
             book.side_of(order).add(order)
+            engine.ledger.accounts[order.account_id].open_orders += 1
         engine.next_order_id = max(engine.next_order_id, order.order_id + 1)
