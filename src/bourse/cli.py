@@ -114,6 +114,50 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(
         parser,
+        "max-connections",
+        defaults.max_connections,
+        "open connections; when full, a new one evicts the longest-idle one",
+        _count,
+    )
+    _add(
+        parser,
+        "max-unsent-bytes",
+        defaults.max_unsent_bytes,
+        "unsent reply bytes above which a client that does not read is dropped",
+        _count,
+    )
+    _add(
+        parser,
+        "connection-rate",
+        defaults.connection_rate,
+        "requests a second per connection, 0 for no limit",
+        float,
+    )
+    _add(parser, "connection-burst", defaults.connection_burst, "burst above that rate", float)
+    _add(
+        parser,
+        "account-rate",
+        defaults.account_rate,
+        "<transactions> requests a second per account, 0 for no limit",
+        float,
+    )
+    _add(parser, "account-burst", defaults.account_burst, "burst above that rate", float)
+    _add(
+        parser,
+        "max-open-orders",
+        defaults.max_open_orders,
+        "open orders one account may have at once, 0 for no cap",
+        _count,
+    )
+    _add(
+        parser,
+        "listen-backlog",
+        defaults.listen_backlog,
+        "connections the kernel queues before they are accepted",
+        _count,
+    )
+    _add(
+        parser,
         "shutdown-grace",
         defaults.shutdown_grace,
         "seconds a shutdown waits for requests in progress",
@@ -358,6 +402,14 @@ def _serve(args: argparse.Namespace) -> int:
         body_timeout=args.body_timeout,
         commit_timeout=args.commit_timeout,
         shutdown_grace=args.shutdown_grace,
+        max_connections=args.max_connections,
+        max_unsent_bytes=args.max_unsent_bytes,
+        connection_rate=args.connection_rate,
+        connection_burst=args.connection_burst,
+        account_rate=args.account_rate,
+        account_burst=args.account_burst,
+        max_open_orders=args.max_open_orders,
+        listen_backlog=args.listen_backlog,
     )
     return run(config)
 

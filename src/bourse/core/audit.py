@@ -33,7 +33,8 @@ def _open_orders_counted(engine: Engine) -> list[str]:
         if order.open_shares:
             counted[order.account_id] += 1
     return [
-        f"account {account_id}: {account.open_orders} open orders counted, {counted[account_id]} open"
+        f"account {account_id}: {account.open_orders} open orders counted, "
+        f"{counted[account_id]} open"
         for account_id, account in engine.ledger.accounts.items()
         if account.open_orders != counted[account_id]
     ]

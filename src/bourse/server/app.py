@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
+from bourse.server.limits import AccountLimits
 from bourse.server.service import ExchangeService
 from bourse.server.supervisor import Gateways, bind_address
 from bourse.store.embedded import EmbeddedPostgres
@@ -120,7 +122,16 @@ class ExchangeServer:
 async def _serve(config: ServerConfig, database: Database) -> int:
     store = Store(database.url, revive=database.revive)
     try:
-        service = ExchangeService(store, commit_timeout=config.commit_timeout)
+        service = ExchangeService(
+            store,
+            commit_timeout=config.commit_timeout,
+            account_limits=(
+                AccountLimits(config.account_rate, config.account_burst)
+                if config.account_rate > 0
+                else None
+            ),
+            max_open_orders=config.max_open_orders or None,
+        )
         await service.start()
         return await ExchangeServer(config, service).serve()
     finally:
@@ -152,9 +163,19 @@ def open_database(configured: str | None, data_dir: Path) -> Iterator[Database]:
         embedded.stop()
 
 
+def raise_open_file_limit() -> None:
+    """Let this process (and the gateways it starts) open as many files as
+    the hard limit allows: every connection is one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        log.debug("open-file limit raised from %d to %d", soft, hard)
+
+
 def run(config: ServerConfig) -> int:
     """Run the server until it stops; its exit status."""
     import uvloop  # noqa: PLC0415 - loaded only when serving
 
+    raise_open_file_limit()
     with open_database(config.database_url, config.data_dir) as database:
         return uvloop.run(_serve(config, database))

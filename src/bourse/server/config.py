@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,18 @@ def default_workers() -> int:
     gateways would only add a hop (everything runs in one process)."""
     cores = len(os.sched_getaffinity(0))
     return cores if cores > 1 else 0
+
+
+#: Descriptors kept free for the database, logs and the listening sockets.
+SPARE_DESCRIPTORS = 64
+
+
+def default_max_connections() -> int:
+    """10,000, or fewer if the open-file limit (raised to its hard maximum
+    at start) would not leave room for them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    usable = hard if hard != resource.RLIM_INFINITY else soft
+    return max(1, min(10_000, usable - SPARE_DESCRIPTORS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,5 +66,19 @@ class ServerConfig:
     listen_backlog: int = 1024
     #: Bytes of unsent replies above which a connection stops being read.
     write_high_water: int = 1 << 20
+    #: Bytes of unsent replies above which a connection is dropped: a
+    #: client that never reads costs the server no more than this.
+    max_unsent_bytes: int = 8 << 20
+    #: Open connections; when full, a new one evicts the longest-idle one.
+    max_connections: int = field(default_factory=default_max_connections)
+    #: Requests a second per connection (token bucket; 0: no limit) and the
+    #: burst allowed above that rate.
+    connection_rate: float = 0.0
+    connection_burst: float = 100.0
+    #: The same per account, over all its connections (``<transactions>``).
+    account_rate: float = 0.0
+    account_burst: float = 100.0
+    #: Open orders one account may have at once (0: no cap).
+    max_open_orders: int = 0
     #: Seconds between log lines summarising batch sizes and commit times.
     stats_interval: float = 10.0

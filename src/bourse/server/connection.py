@@ -24,6 +24,7 @@ from bourse.protocol.framing import FrameDecoder
 from bourse.protocol.reader import read_request
 from bourse.protocol.render import render_error
 from bourse.server.config import ServerConfig
+from bourse.server.limits import TokenBucket
 from bourse.server.outbox import Outbox, Reply
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class ExchangeConnection(asyncio.Protocol):
         self._idle_since = self._loop.time()
         self._request_started: float | None = None
         self._closing = False
+        self._bucket = (
+            TokenBucket(config.connection_rate, config.connection_burst)
+            if config.connection_rate > 0
+            else None
+        )
 
     # asyncio.Protocol
 
@@ -89,6 +95,11 @@ class ExchangeConnection(asyncio.Protocol):
             self._transport.resume_reading()
 
     # shutdown
+
+    @property
+    def idle_since(self) -> float:
+        """When the connection last finished a request (loop time)."""
+        return self._idle_since
 
     @property
     def is_busy(self) -> bool:
@@ -126,6 +137,9 @@ class ExchangeConnection(asyncio.Protocol):
         self._note_progress()
 
     def _submit(self, body: bytes) -> None:
+        if self._bucket is not None and not self._bucket.allow():
+            self._outbox.reserve().send(render_error(RequestError(ErrorCode.RATE_LIMITED)))
+            return
         request = read_request(body)
         if isinstance(request, RequestError):
             self._outbox.reserve().send(render_error(request))
@@ -148,8 +162,15 @@ class ExchangeConnection(asyncio.Protocol):
             reply.send(data)
 
     def _write(self, reply: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(reply)
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(reply)
+            if transport.get_write_buffer_size() > self._config.max_unsent_bytes:
+                log.warning(
+                    "client not reading (%d bytes unsent); dropping it",
+                    transport.get_write_buffer_size(),
+                )
+                self.abort()
 
     # timeouts
 

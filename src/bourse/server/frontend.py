@@ -40,7 +40,21 @@ class Frontend:
 
     def _new_connection(self) -> ExchangeConnection:
         self.accepted += 1
+        if len(self.connections) >= self.config.max_connections:
+            self._evict_longest_idle()
         return ExchangeConnection(self._submit, self.config, self.connections, self._fail)
+
+    def _evict_longest_idle(self) -> None:
+        """Make room: close the connection idle longest, preferring one
+        that owes nothing."""
+        candidates = [c for c in self.connections if not c.is_busy] or list(self.connections)
+        victim = min(candidates, key=lambda connection: connection.idle_since)
+        log.info(
+            "connection limit (%d) reached; closing the longest-idle connection",
+            self.config.max_connections,
+        )
+        victim.abort()
+        self.connections.discard(victim)
 
     def _fail(self, exc: BaseException) -> None:
         self.failed = True

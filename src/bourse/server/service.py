@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bourse.core.commands import Request
+from bourse.core.commands import Request, TransactionsRequest
 from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
 from bourse.core.results import Result
+from bourse.server.limits import AccountLimits
 from bourse.server.tuning import tune_garbage_collector
 from bourse.store.store import Store
 
@@ -108,10 +109,14 @@ class ExchangeService:
         *,
         commit_timeout: float = 5.0,
         recovery_timeout: float = 300.0,
+        account_limits: AccountLimits | None = None,
+        max_open_orders: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._commit_timeout = commit_timeout
+        self._account_limits = account_limits
+        self._max_open_orders = max_open_orders
         self._recovery_timeout = recovery_timeout
         self._clock = clock
         self._engine: Engine | None = None
@@ -134,6 +139,15 @@ class ExchangeService:
         engine = self._engine
         if engine is None:
             pending.refuse(ErrorCode.UNAVAILABLE)
+            return
+        limits = self._account_limits
+        if (
+            limits is not None
+            and type(request) is TransactionsRequest
+            and request.account_id in engine.ledger.accounts
+            and not limits.allow(request.account_id)
+        ):
+            pending.refuse(ErrorCode.RATE_LIMITED)
             return
         results = engine.apply(request, int(self._clock()))
         self._filling.replies.append((pending, results))
@@ -221,6 +235,7 @@ class ExchangeService:
 
     async def _load(self) -> None:
         engine, last_batch_id = await self._store.load_engine()
+        engine.max_open_orders = self._max_open_orders
         self._batch_id = last_batch_id
         tune_garbage_collector()
         self._engine = engine

@@ -121,7 +121,8 @@ class Gateways:
         self._config = config
         self._bound = bound
         host, port = bound.getsockname()[:2]
-        self._gateway_config = replace(config, host=host, port=port)
+        share = -(-config.max_connections // config.workers)  # ceiling division
+        self._gateway_config = replace(config, host=host, port=port, max_connections=share)
         self._service = service
         self._on_failure = on_failure
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
