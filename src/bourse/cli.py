@@ -121,6 +121,13 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(
         parser,
+        "max-pipelined",
+        defaults.max_pipelined,
+        "requests one connection may have in progress before it is no longer read",
+        _count,
+    )
+    _add(
+        parser,
         "max-unsent-bytes",
         defaults.max_unsent_bytes,
         "unsent reply bytes above which a client that does not read is dropped",
@@ -404,6 +411,7 @@ def _serve(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
         max_connections=args.max_connections,
         max_unsent_bytes=args.max_unsent_bytes,
+        max_pipelined=args.max_pipelined,
         connection_rate=args.connection_rate,
         connection_burst=args.connection_burst,
         account_rate=args.account_rate,

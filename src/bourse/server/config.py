@@ -69,6 +69,9 @@ class ServerConfig:
     #: Bytes of unsent replies above which a connection is dropped: a
     #: client that never reads costs the server no more than this.
     max_unsent_bytes: int = 8 << 20
+    #: Requests one connection may have in progress (received, not yet
+    #: answered); past it the connection is not read until replies leave.
+    max_pipelined: int = 256
     #: Open connections; when full, a new one evicts the longest-idle one.
     max_connections: int = field(default_factory=default_max_connections)
     #: Requests a second per connection (token bucket; 0: no limit) and the

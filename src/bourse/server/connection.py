@@ -6,14 +6,21 @@ the exchange, so pipelined requests are answered in arrival order even
 though their replies are released only when their batches commit. One timer per
 connection enforces two limits: the idle timeout between requests (the
 connection is closed) and the total deadline for receiving one request
-(answered with an error, then closed). When the client stops reading and
-unsent replies pile up, the connection stops reading too.
+(answered with an error, then closed). The connection stops reading while
+unsent replies pile up (a client that does not read) or while too many of
+its requests are in progress (a client that pipelines without bound), so
+what one client costs the server stays bounded; past ``max_unsent_bytes``
+it is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
+import socket
+import struct
 from collections.abc import Callable
 from typing import cast
 
@@ -28,6 +35,13 @@ from bourse.server.limits import TokenBucket
 from bourse.server.outbox import Outbox, Reply
 
 log = logging.getLogger(__name__)
+
+#: Orders connections by when they last received a whole request (the
+#: loop's clock has millisecond resolution: too coarse to rank them).
+_ACTIVITY = itertools.count()
+
+#: SO_LINGER on with a zero timeout: close() sends a reset at once.
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 #: Hands a parsed request to the exchange (in this process or through a
 #: gateway's link to the engine); the reply slot is settled later.
@@ -54,8 +68,11 @@ class ExchangeConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._idle_since = self._loop.time()
+        self.last_activity = next(_ACTIVITY)
         self._request_started: float | None = None
         self._closing = False
+        self._writing_paused = False
+        self._reading_paused = False
         self._bucket = (
             TokenBucket(config.connection_rate, config.connection_burst)
             if config.connection_rate > 0
@@ -87,19 +104,29 @@ class ExchangeConnection(asyncio.Protocol):
         self._registry.discard(self)
 
     def pause_writing(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
+        self._writing_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
-        if self._transport is not None and not self._closing:
-            self._transport.resume_reading()
+        self._writing_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read only while the client reads its replies and has fewer than
+        ``max_pipelined`` requests in progress."""
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        hold = self._writing_paused or len(self._outbox) >= self._config.max_pipelined
+        if hold and not self._reading_paused:
+            transport.pause_reading()
+            self._reading_paused = True
+        elif not hold and self._reading_paused:
+            transport.resume_reading()
+            self._reading_paused = False
+            self._answer_ready_requests()  # frames already received
 
     # shutdown
-
-    @property
-    def idle_since(self) -> float:
-        """When the connection last finished a request (loop time)."""
-        return self._idle_since
 
     @property
     def is_busy(self) -> bool:
@@ -113,15 +140,22 @@ class ExchangeConnection(asyncio.Protocol):
             self._transport.close()
 
     def abort(self) -> None:
-        """Drop the connection at once."""
+        """Drop the connection at once: a reset, discarding whatever the
+        kernel still holds for the client (a client that does not read
+        would otherwise keep it, and never see the connection end)."""
         self._closing = True
         if self._transport is not None:
+            sock = self._transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
             self._transport.abort()
 
     # requests
 
     def _answer_ready_requests(self) -> None:
-        while not self._closing:
+        limit = self._config.max_pipelined
+        while not self._closing and len(self._outbox) < limit:
             event = self._decoder.next_event()
             if event is NEED_DATA:
                 break
@@ -135,6 +169,8 @@ class ExchangeConnection(asyncio.Protocol):
                 if event.fatal:
                     return
         self._note_progress()
+        if len(self._outbox) >= limit:
+            self._update_reading()
 
     def _submit(self, body: bytes) -> None:
         if self._bucket is not None and not self._bucket.allow():
@@ -165,6 +201,8 @@ class ExchangeConnection(asyncio.Protocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(reply)
+            if self._reading_paused and not self._writing_paused:
+                self._loop.call_soon(self._update_reading)
             if transport.get_write_buffer_size() > self._config.max_unsent_bytes:
                 log.warning(
                     "client not reading (%d bytes unsent); dropping it",
@@ -179,6 +217,7 @@ class ExchangeConnection(asyncio.Protocol):
         if not self._decoder.in_request:
             self._request_started = None
             self._idle_since = now
+            self.last_activity = next(_ACTIVITY)
         elif self._request_started is None:
             self._request_started = now
             self._schedule_timer(now + self._config.body_timeout)

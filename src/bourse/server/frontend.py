@@ -48,7 +48,7 @@ class Frontend:
         """Make room: close the connection idle longest, preferring one
         that owes nothing."""
         candidates = [c for c in self.connections if not c.is_busy] or list(self.connections)
-        victim = min(candidates, key=lambda connection: connection.idle_since)
+        victim = min(candidates, key=lambda connection: connection.last_activity)
         log.info(
             "connection limit (%d) reached; closing the longest-idle connection",
             self.config.max_connections,

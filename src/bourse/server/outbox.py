@@ -99,6 +99,10 @@ class Outbox:
         """True when no reply is waiting."""
         return not self._pending
 
+    def __len__(self) -> int:
+        """Replies waiting: requests received and not yet answered."""
+        return len(self._pending)
+
     def flush(self) -> None:
         """Send every settled reply at the front, in order."""
         pending = self._pending
