@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import sys
@@ -163,11 +164,73 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         "connections the kernel queues before they are accepted",
         _count,
     )
+    _access_arguments(parser)
     _add(
         parser,
         "shutdown-grace",
         defaults.shutdown_grace,
         "seconds a shutdown waits for requests in progress",
+        float,
+    )
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """``10.0.0.0/8,192.168.1.7`` as a tuple of networks, checked."""
+    networks = tuple(part.strip() for part in text.split(",") if part.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+    return networks
+
+
+def _access_arguments(parser: argparse.ArgumentParser) -> None:
+    """Access control and TLS, all off by default (docs/security.md)."""
+    defaults = ServerConfig()
+    _add(
+        parser,
+        "admin-port",
+        defaults.admin_port,
+        "a second port where <create> is accepted (then refused on the public port "
+        "unless --create-networks names the client's network); 0 picks a free one",
+        _count,
+    )
+    _add(parser, "admin-host", defaults.admin_host, "address of the admin listener")
+    _add(
+        parser,
+        "create-networks",
+        defaults.create_networks,
+        "comma-separated networks (CIDR) whose clients may <create> on the public port",
+        _networks,
+    )
+    _add(
+        parser,
+        "account-tokens",
+        defaults.account_tokens,
+        "file of 'account_id sha256-hex-of-token' lines: <transactions> then needs token=\"…\"",
+        Path,
+    )
+    _add(
+        parser,
+        "tls-cert",
+        defaults.tls_cert,
+        "TLS certificate chain (PEM) for the public port",
+        Path,
+    )
+    _add(parser, "tls-key", defaults.tls_key, "its private key (PEM)", Path)
+    _add(
+        parser,
+        "tls-client-ca",
+        defaults.tls_client_ca,
+        "CA (PEM) that client certificates must chain to; clients without one are refused",
+        Path,
+    )
+    _add(
+        parser,
+        "tls-handshake-timeout",
+        defaults.tls_handshake_timeout,
+        "seconds a client has to complete the TLS handshake",
         float,
     )
 
@@ -418,6 +481,14 @@ def _serve(args: argparse.Namespace) -> int:
         account_burst=args.account_burst,
         max_open_orders=args.max_open_orders,
         listen_backlog=args.listen_backlog,
+        admin_port=args.admin_port,
+        admin_host=args.admin_host,
+        create_networks=args.create_networks,
+        account_tokens=args.account_tokens,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        tls_handshake_timeout=args.tls_handshake_timeout,
     )
     return run(config)
 

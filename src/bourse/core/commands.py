@@ -98,6 +98,8 @@ class TransactionsRequest:
 
     account_id: str
     commands: tuple[TransactionCommand, ...]
+    #: The account's credential, when the server asks for one (docs/security.md).
+    token: str | None = None
 
 
 Request = CreateRequest | TransactionsRequest

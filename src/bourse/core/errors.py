@@ -42,6 +42,8 @@ class ErrorCode(enum.Enum):
     BAD_FRAMING = "Bad framing"
     REQUEST_TIMEOUT = "Request not received in time"
     RATE_LIMITED = "Rate limit exceeded"
+    CREATE_FORBIDDEN = "Create is not allowed from this connection"
+    UNAUTHORIZED = "Not authorized for this account"
     UNAVAILABLE = "Exchange unavailable: its database cannot be reached; nothing was changed"
 
     @property

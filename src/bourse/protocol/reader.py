@@ -52,6 +52,8 @@ class ReaderLimits:
 
     #: Commands in one request, counting each ``<symbol>/<account>`` pair.
     max_children: int = 100_000
+    #: Accept a ``token`` attribute on ``<transactions>`` (account tokens on).
+    accept_token: bool = False
 
 
 DEFAULT_LIMITS = ReaderLimits()
@@ -89,6 +91,7 @@ _EXCESSIVE_DEPTH = "depth in document"
 
 _ACCOUNT_ATTRIBUTES = ("id", "balance")
 _ID_ATTRIBUTE = ("id",)
+_ID_TOKEN_ATTRIBUTES = ("id", "token")
 _SYMBOL_ATTRIBUTES = ("sym",)
 _ORDER_ATTRIBUTES = ("sym", "amount", "limit")
 
@@ -237,8 +240,11 @@ def _read_transactions(
     account_id = root.get("id")
     if account_id is None:
         return RequestError(ErrorCode.INVALID_REQUEST, "transactions needs an id")
-    if len(root.attrib) != 1:
-        return _attributes_error(root, _ID_ATTRIBUTE)
+    token = root.get("token") if limits.accept_token else None
+    if len(root.attrib) != 1 + (token is not None):
+        return _attributes_error(
+            root, _ID_TOKEN_ATTRIBUTES if limits.accept_token else _ID_ATTRIBUTE
+        )
     problem = _text_problem(root)
     if problem is not None:
         return problem
@@ -252,7 +258,7 @@ def _read_transactions(
         if isinstance(command, RequestError):
             return command
         commands.append(command)
-    return TransactionsRequest(account_id, tuple(commands))
+    return TransactionsRequest(account_id, tuple(commands), token)
 
 
 def _read_transaction_child(child: etree._Element) -> TransactionCommand | RequestError:

@@ -89,27 +89,46 @@ class ExchangeServer:
         return EXIT_FAILURE if self.failure is not None else EXIT_OK
 
     async def _serve_in_process(self) -> None:
-        frontend = Frontend(self.config, self.service.submit, self.fail)
-        for host, port in await frontend.listen():
-            log.info("bourse listening on %s:%s", host, port)
+        config, submit = self.config, self.service.submit
+        frontends = [Frontend(config, submit, self.fail)]
+        if config.admin_port is not None:
+            frontends.append(Frontend(config, submit, self.fail, admin=True))
+        for frontend in frontends:
+            for host, port in await frontend.listen():
+                log_listening(host, port, admin=frontend.admin)
         await self._stop.wait()
         log.info("shutting down")
-        await frontend.close(self.service.drain)
+        await asyncio.gather(*(frontend.close(self.service.drain) for frontend in frontends))
 
     async def _serve_with_gateways(self) -> None:
-        bound = bind_address(self.config)
-        gateways = Gateways(self.config, bound, self.service, self.fail)
+        config = self.config
+        bound = bind_address(
+            config.host,
+            config.port,
+            shared=config.accept == "shared",
+            backlog=config.listen_backlog,
+        )
+        admin = (
+            None
+            if config.admin_port is None
+            else bind_address(config.admin_host, config.admin_port, shared=False, backlog=0)
+        )
+        gateways = Gateways(config, bound, admin, self.service, self.fail)
         try:
             await gateways.start()
+            if admin is not None:
+                log_listening(*admin.getsockname()[:2], admin=True)
             host, port = bound.getsockname()[:2]
-            log.info("bourse listening on %s:%s (%d gateways)", host, port, self.config.workers)
+            log.info("bourse listening on %s:%s (%d gateways)", host, port, config.workers)
             await self._stop.wait()
             log.info("shutting down")
-            await gateways.stop(self.config.shutdown_grace + GATEWAY_STOP_MARGIN)
+            await gateways.stop(config.shutdown_grace + GATEWAY_STOP_MARGIN)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.service.drain(), self.config.shutdown_grace)
+                await asyncio.wait_for(self.service.drain(), config.shutdown_grace)
         finally:
             bound.close()
+            if admin is not None:
+                admin.close()
 
     async def _report_stats(self) -> None:
         while True:
@@ -117,6 +136,14 @@ class ExchangeServer:
             line = self.service.stats.report()
             if line is not None:
                 log.info("batches: %s", line)
+
+
+def log_listening(host: str, port: int, *, admin: bool) -> None:
+    """The line that says where clients (or administrators) connect."""
+    if admin:
+        log.info("admin listener on %s:%s (<create> accepted here)", host, port)
+    else:
+        log.info("bourse listening on %s:%s", host, port)
 
 
 async def _serve(config: ServerConfig, database: Database) -> int:

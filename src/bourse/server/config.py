@@ -83,5 +83,22 @@ class ServerConfig:
     account_burst: float = 100.0
     #: Open orders one account may have at once (0: no cap).
     max_open_orders: int = 0
+    #: A second listener where ``<create>`` is accepted (None: none; 0
+    #: picks a free port). With it, the public port refuses ``<create>``
+    #: unless the client's network is in ``create_networks``.
+    admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
+    #: Networks (CIDR) whose clients may ``<create>`` on the public port.
+    create_networks: tuple[str, ...] = ()
+    #: ``account_id sha256-hex`` lines: ``<transactions>`` then needs the
+    #: account's token (None: no tokens).
+    account_tokens: Path | None = None
+    #: TLS on the public port: certificate chain and key (PEM), and the CA
+    #: that client certificates must chain to (None: none asked).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    #: Seconds a client has to complete the TLS handshake.
+    tls_handshake_timeout: float = 10.0
     #: Seconds between log lines summarising batch sizes and commit times.
     stats_interval: float = 10.0

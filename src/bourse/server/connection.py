@@ -24,12 +24,13 @@ import struct
 from collections.abc import Callable
 from typing import cast
 
-from bourse.core.commands import Request
+from bourse.core.commands import Request, TransactionsRequest
 from bourse.core.errors import ErrorCode
 from bourse.protocol.events import END_OF_STREAM, NEED_DATA, Frame, RequestError
 from bourse.protocol.framing import FrameDecoder
-from bourse.protocol.reader import read_request
+from bourse.protocol.reader import ReaderLimits, read_request
 from bourse.protocol.render import render_error
+from bourse.server.access import AccessPolicy
 from bourse.server.config import ServerConfig
 from bourse.server.limits import TokenBucket
 from bourse.server.outbox import Outbox, Reply
@@ -55,10 +56,17 @@ class ExchangeConnection(asyncio.Protocol):
         self,
         submit: Submit,
         config: ServerConfig,
+        access: AccessPolicy,
         registry: set[ExchangeConnection],
         on_failure: Callable[[BaseException], None],
+        *,
+        admin: bool,
     ) -> None:
         self._submit_request = submit
+        self._access = access
+        self._admin = admin
+        self._peer: str | None = None
+        self._reader_limits = ReaderLimits(accept_token=access.asks_tokens)
         self._config = config
         self._registry = registry
         self._on_failure = on_failure
@@ -84,6 +92,8 @@ class ExchangeConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
         self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = peer[0] if isinstance(peer, tuple) else None
         transport.set_write_buffer_limits(high=self._config.write_high_water)
         self._registry.add(self)
         self._schedule_timer(self._idle_since + self._config.idle_timeout)
@@ -176,9 +186,13 @@ class ExchangeConnection(asyncio.Protocol):
         if self._bucket is not None and not self._bucket.allow():
             self._outbox.reserve().send(render_error(RequestError(ErrorCode.RATE_LIMITED)))
             return
-        request = read_request(body)
+        request = read_request(body, self._reader_limits)
         if isinstance(request, RequestError):
             self._outbox.reserve().send(render_error(request))
+            return
+        refusal = self._refusal(request)
+        if refusal is not None:
+            self._outbox.reserve().send(render_error(RequestError(refusal)))
             return
         try:
             self._submit_request(request, self._outbox.reserve())
@@ -186,6 +200,15 @@ class ExchangeConnection(asyncio.Protocol):
             log.exception("request failed unexpectedly; stopping the server")
             self.abort()
             self._on_failure(exc)
+
+    def _refusal(self, request: Request) -> ErrorCode | None:
+        """Why access control refuses ``request`` here, if it does."""
+        if type(request) is TransactionsRequest:
+            if not self._access.may_transact(request.account_id, request.token):
+                return ErrorCode.UNAUTHORIZED
+        elif not self._access.may_create(on_admin_listener=self._admin, peer=self._peer):
+            return ErrorCode.CREATE_FORBIDDEN
+        return None
 
     def _refuse(self, error: RequestError) -> None:
         """Answer a request that could not be framed; close if the stream is lost."""

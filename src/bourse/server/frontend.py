@@ -13,12 +13,28 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
+from bourse.server.access import AccessPolicy
 from bourse.server.config import ServerConfig
 from bourse.server.connection import ExchangeConnection, Submit
 
 log = logging.getLogger(__name__)
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server side of TLS on the public port, if configured: TLS 1.2 or
+    later, and client certificates required when a client CA is given."""
+    if config.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    if config.tls_client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(config.tls_client_ca)
+    return context
 
 
 class Frontend:
@@ -29,8 +45,16 @@ class Frontend:
         config: ServerConfig,
         submit: Submit,
         on_failure: Callable[[BaseException], None],
+        *,
+        admin: bool = False,
     ) -> None:
         self.config = config
+        self.admin = admin
+        self._access = AccessPolicy.build(
+            admin_listener=config.admin_port is not None,
+            create_networks=config.create_networks,
+            token_file=config.account_tokens,
+        )
         self.connections: set[ExchangeConnection] = set()
         self.accepted = 0
         self._submit = submit
@@ -42,7 +66,14 @@ class Frontend:
         self.accepted += 1
         if len(self.connections) >= self.config.max_connections:
             self._evict_longest_idle()
-        return ExchangeConnection(self._submit, self.config, self.connections, self._fail)
+        return ExchangeConnection(
+            self._submit,
+            self.config,
+            self._access,
+            self.connections,
+            self._fail,
+            admin=self.admin,
+        )
 
     def _evict_longest_idle(self) -> None:
         """Make room: close the connection idle longest, preferring one
@@ -67,18 +98,35 @@ class Frontend:
         configured address (sharing it with ``SO_REUSEPORT`` if asked); the
         addresses listened on."""
         loop = asyncio.get_running_loop()
+        config = self.config
+        tls = None if self.admin else tls_context(config)
+        handshake = config.tls_handshake_timeout if tls is not None else None
         if sock is not None:
             self._server = await loop.create_server(
-                self._new_connection, sock=sock, backlog=self.config.listen_backlog
+                self._new_connection,
+                sock=sock,
+                backlog=config.listen_backlog,
+                ssl=tls,
+                ssl_handshake_timeout=handshake,
             )
         else:
+            host, port = (
+                (config.admin_host, config.admin_port)
+                if self.admin
+                else (
+                    config.host,
+                    config.port,
+                )
+            )
             self._server = await loop.create_server(
                 self._new_connection,
-                self.config.host,
-                self.config.port,
+                host,
+                port,
                 reuse_address=True,
                 reuse_port=reuse_port,
-                backlog=self.config.listen_backlog,
+                backlog=config.listen_backlog,
+                ssl=tls,
+                ssl_handshake_timeout=handshake,
             )
         return [sock.getsockname()[:2] for sock in self._server.sockets]
 

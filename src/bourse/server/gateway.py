@@ -25,7 +25,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,11 @@ async def serve_gateway(
         failure.append(exc)
         stop.set()
 
-    frontend = Frontend(config, engine.submit, fail)
-    await frontend.listen(listener, reuse_port=listener is None)
+    frontends = [Frontend(config, engine.submit, fail)]
+    await frontends[0].listen(listener, reuse_port=listener is None)
+    if config.admin_port is not None:
+        frontends.append(Frontend(config, engine.submit, fail, admin=True))
+        await frontends[1].listen(reuse_port=True)
     engine.send(READY)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -107,11 +110,12 @@ async def serve_gateway(
     await asyncio.wait({stopped, engine_gone}, return_when=asyncio.FIRST_COMPLETED)
     if engine.closed.is_set():
         log.error("the engine went away; dropping connections")
-        frontend.abort_all()
+        for frontend in frontends:
+            frontend.abort_all()
         return EXIT_ENGINE_GONE
-    await frontend.close(engine.drain)
+    await asyncio.gather(*(frontend.close(engine.drain) for frontend in frontends))
     engine.close()
-    log.info("gateway stopped after %d connections", frontend.accepted)
+    log.info("gateway stopped after %d connections", frontends[0].accepted)
     return EXIT_ENGINE_GONE if failure else EXIT_OK
 
 
@@ -135,8 +139,15 @@ def gateway_command(
 
 
 def _config_from_json(text: str) -> ServerConfig:
+    """The inverse of the JSON in ``gateway_command``: paths and tuples
+    come back from strings and lists."""
     settings = json.loads(text)
-    settings["data_dir"] = Path(settings["data_dir"])
+    for spec in fields(ServerConfig):
+        value = settings[spec.name]
+        if value is not None and "Path" in str(spec.type):
+            settings[spec.name] = Path(value)
+        elif "tuple" in str(spec.type):
+            settings[spec.name] = tuple(value)
     return ServerConfig(**settings)
 
 

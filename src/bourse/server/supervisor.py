@@ -89,21 +89,21 @@ class GatewayLink(MessageStream):
         self.ready.set()
 
 
-def bind_address(config: ServerConfig) -> socket.socket:
-    """A socket bound to the server's address. With ``accept="shared"`` it
-    listens and every gateway accepts on it; with ``"reuseport"`` it only
-    holds the port (a bound socket that does not listen receives no
-    connections) while each gateway listens on a socket of its own."""
+def bind_address(host: str, port: int, *, shared: bool, backlog: int) -> socket.socket:
+    """A socket bound to ``host:port``. Shared, it listens and every gateway
+    accepts on it; otherwise it only holds the port (a bound socket that
+    does not listen receives no connections) while each gateway listens on
+    a socket of its own with ``SO_REUSEPORT``."""
     family, kind, proto, _, address = socket.getaddrinfo(
-        config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     bound = socket.socket(family, kind, proto)
     bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if config.accept == "reuseport":
+    if not shared:
         bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     bound.bind(address)
-    if config.accept == "shared":
-        bound.listen(config.listen_backlog)
+    if shared:
+        bound.listen(backlog)
     bound.setblocking(False)
     return bound
 
@@ -115,6 +115,7 @@ class Gateways:
         self,
         config: ServerConfig,
         bound: socket.socket,
+        admin: socket.socket | None,
         service: ExchangeService,
         on_failure: Callable[[BaseException], None],
     ) -> None:
@@ -122,7 +123,10 @@ class Gateways:
         self._bound = bound
         host, port = bound.getsockname()[:2]
         share = -(-config.max_connections // config.workers)  # ceiling division
-        self._gateway_config = replace(config, host=host, port=port, max_connections=share)
+        admin_port = None if admin is None else admin.getsockname()[1]
+        self._gateway_config = replace(
+            config, host=host, port=port, max_connections=share, admin_port=admin_port
+        )
         self._service = service
         self._on_failure = on_failure
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
