@@ -18,6 +18,7 @@ from pathlib import Path
 
 BOURSE = Path(sys.executable).with_name("bourse")
 LISTENING = re.compile(r"bourse listening on [^ ]+:(\d+)")
+ADMIN_LISTENING = re.compile(r"admin listener on [^ ]+:(\d+)")
 RESULTS_END = b"</results>\n"
 
 
@@ -27,6 +28,7 @@ class ServerProcess:
 
     process: subprocess.Popen[str]
     port: int = 0
+    admin_port: int = 0
     log: list[str] = field(default_factory=list)
 
     def connect(self, timeout: float = 10.0) -> socket.socket:
@@ -45,6 +47,8 @@ def _pump(server: ServerProcess, listening: threading.Event) -> None:
     assert server.process.stderr is not None
     for line in server.process.stderr:
         server.log.append(line)
+        if admin := ADMIN_LISTENING.search(line):
+            server.admin_port = int(admin.group(1))
         found = LISTENING.search(line)
         if found and not listening.is_set():
             server.port = int(found.group(1))
