@@ -25,6 +25,7 @@ from typing import Any
 
 from bourse.bench.run import BenchSettings
 from bourse.bench.workload import WorkloadShape
+from bourse.logs import configure_logging
 from bourse.server.config import ServerConfig
 
 
@@ -83,6 +84,13 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         "INFO",
         "logging threshold",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    _add(
+        parser,
+        "log-format",
+        defaults.log_format,
+        "text lines, or one JSON object per line",
+        choices=["text", "json"],
     )
     _add_database_arguments(parser)
     _add(
@@ -226,6 +234,14 @@ def _access_arguments(parser: argparse.ArgumentParser) -> None:
         "CA (PEM) that client certificates must chain to; clients without one are refused",
         Path,
     )
+    _add(
+        parser,
+        "metrics-port",
+        defaults.metrics_port,
+        "HTTP port for Prometheus /metrics and the /healthz readiness check; 0 picks one",
+        _count,
+    )
+    _add(parser, "metrics-host", defaults.metrics_host, "address of the metrics endpoint")
     _add(
         parser,
         "tls-handshake-timeout",
@@ -489,6 +505,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
         tls_handshake_timeout=args.tls_handshake_timeout,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        log_format=args.log_format,
     )
     return run(config)
 
@@ -612,10 +631,10 @@ def _null_server(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bourse`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        getattr(args, "log_level", "INFO"),
+        json_lines=getattr(args, "log_format", "text") == "json",
+        process="engine" if getattr(args, "workers", 0) else "bourse",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     commands = {

@@ -31,6 +31,7 @@ from pathlib import Path
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
 from bourse.server.limits import AccountLimits
+from bourse.server.metrics import serve_metrics
 from bourse.server.service import ExchangeService
 from bourse.server.supervisor import Gateways, bind_address
 from bourse.store.embedded import EmbeddedPostgres
@@ -76,6 +77,14 @@ class ExchangeServer:
         committer = asyncio.create_task(self.service.run(), name="committer")
         committer.add_done_callback(self._committer_stopped)
         reporter = asyncio.create_task(self._report_stats(), name="stats")
+        if self.config.metrics_port is not None:
+            server, port = serve_metrics(
+                self.service.metrics,
+                self.config.metrics_host,
+                self.config.metrics_port,
+                lambda: self.service.ready and self.failure is None,
+            )
+            log.info("metrics on http://%s:%s/metrics", self.config.metrics_host, port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
         try:
@@ -86,13 +95,16 @@ class ExchangeServer:
         finally:
             for task in (committer, reporter):
                 task.cancel()
+            if self.config.metrics_port is not None:
+                server.shutdown()
         return EXIT_FAILURE if self.failure is not None else EXIT_OK
 
     async def _serve_in_process(self) -> None:
         config, submit = self.config, self.service.submit
-        frontends = [Frontend(config, submit, self.fail)]
+        counters = self.service.metrics.local
+        frontends = [Frontend(config, submit, self.fail, counters=counters)]
         if config.admin_port is not None:
-            frontends.append(Frontend(config, submit, self.fail, admin=True))
+            frontends.append(Frontend(config, submit, self.fail, admin=True, counters=counters))
         for frontend in frontends:
             for host, port in await frontend.listen():
                 log_listening(host, port, admin=frontend.admin)

@@ -100,5 +100,11 @@ class ServerConfig:
     tls_client_ca: Path | None = None
     #: Seconds a client has to complete the TLS handshake.
     tls_handshake_timeout: float = 10.0
+    #: HTTP port for Prometheus ``/metrics`` and the ``/healthz`` readiness
+    #: check (None: not served; 0 picks a free port).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    #: "text" or "json" log lines (gateways log the same way).
+    log_format: str = "text"
     #: Seconds between log lines summarising batch sizes and commit times.
     stats_interval: float = 10.0

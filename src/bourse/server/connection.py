@@ -33,6 +33,7 @@ from bourse.protocol.render import render_error
 from bourse.server.access import AccessPolicy
 from bourse.server.config import ServerConfig
 from bourse.server.limits import TokenBucket
+from bourse.server.metrics import FrontendCounters
 from bourse.server.outbox import Outbox, Reply
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class ExchangeConnection(asyncio.Protocol):
         on_failure: Callable[[BaseException], None],
         *,
         admin: bool,
+        counters: FrontendCounters,
     ) -> None:
+        self._counters = counters
         self._submit_request = submit
         self._access = access
         self._admin = admin
@@ -96,6 +99,7 @@ class ExchangeConnection(asyncio.Protocol):
         self._peer = peer[0] if isinstance(peer, tuple) else None
         transport.set_write_buffer_limits(high=self._config.write_high_water)
         self._registry.add(self)
+        self._counters.open += 1
         self._schedule_timer(self._idle_since + self._config.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -103,14 +107,19 @@ class ExchangeConnection(asyncio.Protocol):
         self._answer_ready_requests()
 
     def eof_received(self) -> bool:
+        """The client stopped sending: answer what it sent, then close
+        (keeping the transport open until the replies awaiting their
+        commit have left)."""
         self._decoder.feed_eof()
         self._answer_ready_requests()
-        return False
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
+        if self in self._registry:
+            self._counters.open -= 1
         self._registry.discard(self)
 
     def pause_writing(self) -> None:
@@ -184,15 +193,15 @@ class ExchangeConnection(asyncio.Protocol):
 
     def _submit(self, body: bytes) -> None:
         if self._bucket is not None and not self._bucket.allow():
-            self._outbox.reserve().send(render_error(RequestError(ErrorCode.RATE_LIMITED)))
+            self._answer_error(RequestError(ErrorCode.RATE_LIMITED))
             return
         request = read_request(body, self._reader_limits)
         if isinstance(request, RequestError):
-            self._outbox.reserve().send(render_error(request))
+            self._answer_error(request)
             return
         refusal = self._refusal(request)
         if refusal is not None:
-            self._outbox.reserve().send(render_error(RequestError(refusal)))
+            self._answer_error(RequestError(refusal))
             return
         try:
             self._submit_request(request, self._outbox.reserve())
@@ -200,6 +209,11 @@ class ExchangeConnection(asyncio.Protocol):
             log.exception("request failed unexpectedly; stopping the server")
             self.abort()
             self._on_failure(exc)
+
+    def _answer_error(self, error: RequestError) -> None:
+        """Answer a request the exchange never sees with ``error``."""
+        self._counters.refuse(error.code.name)
+        self._outbox.reserve().send(render_error(error))
 
     def _refusal(self, request: Request) -> ErrorCode | None:
         """Why access control refuses ``request`` here, if it does."""
@@ -212,6 +226,7 @@ class ExchangeConnection(asyncio.Protocol):
 
     def _refuse(self, error: RequestError) -> None:
         """Answer a request that could not be framed; close if the stream is lost."""
+        self._counters.refuse(error.code.name)
         reply = self._outbox.reserve()
         data = render_error(error)
         if error.fatal:

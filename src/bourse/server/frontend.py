@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from bourse.server.access import AccessPolicy
 from bourse.server.config import ServerConfig
 from bourse.server.connection import ExchangeConnection, Submit
+from bourse.server.metrics import FrontendCounters
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +48,24 @@ class Frontend:
         on_failure: Callable[[BaseException], None],
         *,
         admin: bool = False,
+        counters: FrontendCounters | None = None,
     ) -> None:
         self.config = config
         self.admin = admin
+        self.counters = FrontendCounters() if counters is None else counters
         self._access = AccessPolicy.build(
             admin_listener=config.admin_port is not None,
             create_networks=config.create_networks,
             token_file=config.account_tokens,
         )
         self.connections: set[ExchangeConnection] = set()
-        self.accepted = 0
         self._submit = submit
         self._on_failure = on_failure
         self._server: asyncio.Server | None = None
         self.failed = False
 
     def _new_connection(self) -> ExchangeConnection:
-        self.accepted += 1
+        self.counters.accepted += 1
         if len(self.connections) >= self.config.max_connections:
             self._evict_longest_idle()
         return ExchangeConnection(
@@ -73,6 +75,7 @@ class Frontend:
             self.connections,
             self._fail,
             admin=self.admin,
+            counters=self.counters,
         )
 
     def _evict_longest_idle(self) -> None:

@@ -31,15 +31,20 @@ from typing import Any
 
 from bourse.core.commands import Request
 from bourse.core.errors import ErrorCode
+from bourse.logs import configure_logging
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
-from bourse.server.ipc import READY, MessageStream
+from bourse.server.ipc import READY, STATS, MessageStream
+from bourse.server.metrics import FrontendCounters
 from bourse.server.outbox import Reply
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_ENGINE_GONE = 1
+
+#: Seconds between two reports of the gateway's counters to the engine.
+STATS_INTERVAL = 1.0
 
 
 class EngineLink(MessageStream):
@@ -82,6 +87,19 @@ class EngineLink(MessageStream):
         """Wait until every request sent has been answered."""
         await self._drained.wait()
 
+    @property
+    def waiting(self) -> int:
+        """Requests sent and not yet answered."""
+        return len(self._waiting)
+
+
+async def report_counters(engine: EngineLink, counters: FrontendCounters) -> None:
+    """Send this gateway's counters to the engine process every second."""
+    while True:
+        counters.waiting = engine.waiting
+        engine.send((STATS, counters.snapshot()))
+        await asyncio.sleep(STATS_INTERVAL)
+
 
 async def serve_gateway(
     config: ServerConfig, link: socket.socket, listener: socket.socket | None
@@ -97,12 +115,14 @@ async def serve_gateway(
         failure.append(exc)
         stop.set()
 
-    frontends = [Frontend(config, engine.submit, fail)]
+    counters = FrontendCounters()
+    frontends = [Frontend(config, engine.submit, fail, counters=counters)]
     await frontends[0].listen(listener, reuse_port=listener is None)
     if config.admin_port is not None:
-        frontends.append(Frontend(config, engine.submit, fail, admin=True))
+        frontends.append(Frontend(config, engine.submit, fail, admin=True, counters=counters))
         await frontends[1].listen(reuse_port=True)
     engine.send(READY)
+    reporter = asyncio.create_task(report_counters(engine, counters))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     stopped = asyncio.create_task(stop.wait())
@@ -114,8 +134,11 @@ async def serve_gateway(
             frontend.abort_all()
         return EXIT_ENGINE_GONE
     await asyncio.gather(*(frontend.close(engine.drain) for frontend in frontends))
+    reporter.cancel()
+    counters.waiting = engine.waiting
+    engine.send((STATS, counters.snapshot()))
     engine.close()
-    log.info("gateway stopped after %d connections", frontends[0].accepted)
+    log.info("gateway stopped after %d connections", counters.accepted)
     return EXIT_ENGINE_GONE if failure else EXIT_OK
 
 
@@ -163,10 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
     config = _config_from_json(args.config)
-    logging.basicConfig(
-        level=args.log_level,
-        format=f"%(asctime)s %(levelname)s gateway-{args.index}[%(process)d] %(name)s: %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        args.log_level, json_lines=config.log_format == "json", process=f"gateway-{args.index}"
     )
     listener = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     link = socket.socket(fileno=args.link_fd)

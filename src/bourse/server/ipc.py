@@ -10,7 +10,8 @@ error codes) with no schema to keep in step, and measures at about 3 µs to
 pickle and 1.4 µs to unpickle one single-order request (docs/architecture.md).
 
 Gateway to engine, items are ``(token, Request)``, and first of all
-``READY`` once the gateway accepts connections; engine to gateway,
+``READY`` once the gateway accepts connections and its counters every
+second (``STATS``); engine to gateway,
 ``(token, outcome)`` where the outcome is the request's results (committed),
 an ``ErrorCode`` (no effect) or None (outcome unknown: drop the connection).
 """
@@ -27,6 +28,9 @@ HEADER = struct.Struct("!I")
 
 #: A gateway's first item: it is accepting connections (tokens start at 1).
 READY = (0, None)
+
+#: The token of a gateway's periodic counters, ``(STATS, snapshot)``.
+STATS = -1
 
 
 class MessageStream(asyncio.Protocol, abc.ABC):

@@ -26,8 +26,9 @@ from typing import Protocol
 from bourse.core.commands import Request, TransactionsRequest
 from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
-from bourse.core.results import Result
+from bourse.core.results import Error, Opened, Result
 from bourse.server.limits import AccountLimits
+from bourse.server.metrics import Metrics
 from bourse.server.tuning import tune_garbage_collector
 from bourse.store.store import Store
 
@@ -111,8 +112,11 @@ class ExchangeService:
         recovery_timeout: float = 300.0,
         account_limits: AccountLimits | None = None,
         max_open_orders: int | None = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.metrics = Metrics() if metrics is None else metrics
+        self._counters = self.metrics.engine
         self._store = store
         self._commit_timeout = commit_timeout
         self._account_limits = account_limits
@@ -122,6 +126,7 @@ class ExchangeService:
         self._engine: Engine | None = None
         self._batch_id = 0
         self._filling = _Batch()
+        self.metrics.filling = lambda: len(self._filling.replies)
         self._work = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -138,7 +143,7 @@ class ExchangeService:
         """Apply one request; ``pending`` is settled once its reply may leave."""
         engine = self._engine
         if engine is None:
-            pending.refuse(ErrorCode.UNAVAILABLE)
+            self._refuse(pending, ErrorCode.UNAVAILABLE)
             return
         limits = self._account_limits
         if (
@@ -147,12 +152,33 @@ class ExchangeService:
             and request.account_id in engine.ledger.accounts
             and not limits.allow(request.account_id)
         ):
-            pending.refuse(ErrorCode.RATE_LIMITED)
+            self._refuse(pending, ErrorCode.RATE_LIMITED)
             return
         results = engine.apply(request, int(self._clock()))
+        self._count(results)
         self._filling.replies.append((pending, results))
         self._idle.clear()
         self._work.set()
+
+    def _refuse(self, pending: Pending, code: ErrorCode) -> None:
+        counters = self._counters
+        counters.refused += 1
+        counters.errors[code.name] += 1
+        pending.refuse(code)
+
+    def _count(self, results: list[Result]) -> None:
+        counters = self._counters
+        counters.applied += 1
+        for result in results:
+            if isinstance(result, Opened):
+                counters.orders += 1
+            elif isinstance(result, Error):
+                counters.errors[result.code.name] += 1
+
+    @property
+    def ready(self) -> bool:
+        """True while the exchange is loaded and accepting requests."""
+        return self._engine is not None
 
     # the committer
 
@@ -195,7 +221,11 @@ class ExchangeService:
                 log.error("batch %d failed to commit: %r", self._batch_id, exc)
                 self._abandon(batch, outcome_known=not in_doubt)
                 raise _CommitError(in_doubt[0] if in_doubt else None) from exc
-            self.stats.record(len(batch.replies), time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.stats.record(len(batch.replies), seconds)
+            self.metrics.batch_requests.observe(len(batch.replies))
+            self.metrics.commit_seconds.observe(seconds)
+            self._counters.fills += len(changes.executions) // 2
         for pending, results in batch.replies:
             pending.release(results)
 
@@ -204,12 +234,12 @@ class ExchangeService:
         self._engine = None
         for pending, _ in batch.replies:
             if outcome_known:
-                pending.refuse(ErrorCode.UNAVAILABLE)
+                self._refuse(pending, ErrorCode.UNAVAILABLE)
             else:
                 pending.drop()
         behind, self._filling = self._filling, _Batch()
         for pending, _ in behind.replies:
-            pending.refuse(ErrorCode.UNAVAILABLE)
+            self._refuse(pending, ErrorCode.UNAVAILABLE)
 
     async def _recover_from(self, failure: _CommitError) -> None:
         log.warning(

@@ -28,7 +28,7 @@ from bourse.core.errors import ErrorCode
 from bourse.core.results import Result
 from bourse.server.config import ServerConfig
 from bourse.server.gateway import gateway_command
-from bourse.server.ipc import READY, MessageStream
+from bourse.server.ipc import READY, STATS, MessageStream
 from bourse.server.service import ExchangeService
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,10 @@ class GatewayLink(MessageStream):
     """The engine's end of one gateway's link."""
 
     def __init__(
-        self, service: ExchangeService, on_failure: Callable[[BaseException], None]
+        self, index: int, service: ExchangeService, on_failure: Callable[[BaseException], None]
     ) -> None:
         super().__init__()
+        self._index = index
         self._service = service
         self._on_failure = on_failure
         self.ready = asyncio.Event()
@@ -75,17 +76,21 @@ class GatewayLink(MessageStream):
         submit = self._service.submit
         try:
             for item in items:
-                if item == READY:
-                    self.ready.set()
-                    continue
                 token, request = item
-                submit(request, RemoteReply(self, token))
+                if token > 0:
+                    submit(request, RemoteReply(self, token))
+                elif token == STATS:
+                    self._service.metrics.gateway_report(self._index, request)
+                elif item == READY:
+                    self.ready.set()
         except Exception as exc:  # a bug: the exchange state can no longer be trusted
             log.exception("request failed unexpectedly; stopping the server")
             self._on_failure(exc)
 
     def link_lost(self) -> None:
-        """The supervisor sees the process exit; stop waiting for it."""
+        """The supervisor sees the process exit; keep its counters, stop
+        waiting for it."""
+        self._service.metrics.gateway_gone(self._index)
         self.ready.set()
 
 
@@ -156,7 +161,7 @@ class Gateways:
         theirs.close()
         loop = asyncio.get_running_loop()
         _, link = await loop.create_unix_connection(
-            lambda: GatewayLink(self._service, self._on_failure), sock=ours
+            lambda: GatewayLink(index, self._service, self._on_failure), sock=ours
         )
         self._processes[index] = process
         log.info("gateway %d started (pid %d)", index, process.pid)
