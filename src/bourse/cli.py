@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -474,41 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from bourse.server.app import run  # noqa: PLC0415 - keeps `--help` fast
+    from bourse.server.app import configuration_problem, run  # noqa: PLC0415 - keeps `--help` fast
 
-    config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        accept=args.accept,
-        database_url=args.database_url,
-        data_dir=args.data_dir,
-        max_request_size=args.max_request_size,
-        idle_timeout=args.idle_timeout,
-        body_timeout=args.body_timeout,
-        commit_timeout=args.commit_timeout,
-        shutdown_grace=args.shutdown_grace,
-        max_connections=args.max_connections,
-        max_unsent_bytes=args.max_unsent_bytes,
-        max_pipelined=args.max_pipelined,
-        connection_rate=args.connection_rate,
-        connection_burst=args.connection_burst,
-        account_rate=args.account_rate,
-        account_burst=args.account_burst,
-        max_open_orders=args.max_open_orders,
-        listen_backlog=args.listen_backlog,
-        admin_port=args.admin_port,
-        admin_host=args.admin_host,
-        create_networks=args.create_networks,
-        account_tokens=args.account_tokens,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        tls_handshake_timeout=args.tls_handshake_timeout,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        log_format=args.log_format,
-    )
+    given = {spec.name: getattr(args, spec.name, None) for spec in fields(ServerConfig)}
+    config = ServerConfig(**{name: value for name, value in given.items() if value is not None})
+    problem = configuration_problem(config)
+    if problem is not None:
+        print(f"bourse serve: {problem}", file=sys.stderr)
+        return 2
     return run(config)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bourse.cli import build_parser
+from bourse.cli import build_parser, main
 
 
 def test_serve_defaults() -> None:
@@ -35,3 +35,10 @@ def test_help_never_shows_the_database_url(
     out = capsys.readouterr().out
     assert "BOURSE_DATABASE_URL" in out
     assert "hunter2" not in out
+
+
+def test_serve_refuses_an_unreadable_configuration_before_starting(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("1 not-a-digest\n")
+    assert main(["serve", "--account-tokens", str(tokens)]) == 2
+    assert main(["serve", "--tls-cert", str(tmp_path / "missing.pem")]) == 2

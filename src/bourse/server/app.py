@@ -24,12 +24,14 @@ import contextlib
 import logging
 import resource
 import signal
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bourse.server.access import read_token_file
 from bourse.server.config import ServerConfig
-from bourse.server.frontend import Frontend
+from bourse.server.frontend import Frontend, tls_context
 from bourse.server.limits import AccountLimits
 from bourse.server.metrics import serve_metrics
 from bourse.server.service import ExchangeService
@@ -200,6 +202,18 @@ def open_database(configured: str | None, data_dir: Path) -> Iterator[Database]:
         yield Database(url, embedded.revive)
     finally:
         embedded.stop()
+
+
+def configuration_problem(config: ServerConfig) -> str | None:
+    """What makes ``config`` unusable (a token file or TLS files that
+    cannot be read), said before anything starts; None if nothing."""
+    try:
+        if config.account_tokens is not None:
+            read_token_file(config.account_tokens)
+        tls_context(config)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        return str(exc)
+    return None
 
 
 def raise_open_file_limit() -> None:
