@@ -110,6 +110,7 @@ def test_metrics_during_load_agree_with_the_clients(database_url: str) -> None:
                 and value(samples, "bourse_requests_total", outcome="refused") == 3
                 and value(samples, "bourse_errors_total", code="MALFORMED_XML") == 3
                 and value(samples, "bourse_connections_accepted_total") >= 3
+                and value(samples, "bourse_connections") == 0  # every client has left
             )
 
         eventually(agrees)

@@ -105,8 +105,8 @@ class ExchangeServer:
         config, submit = self.config, self.service.submit
         counters = self.service.metrics.local
         frontends = [Frontend(config, submit, self.fail, counters=counters)]
-        if config.admin_port is not None:
-            frontends.append(Frontend(config, submit, self.fail, admin=True, counters=counters))
+        if config.admin_port is not None:  # first: "listening" means all are ready
+            frontends.insert(0, Frontend(config, submit, self.fail, admin=True, counters=counters))
         for frontend in frontends:
             for host, port in await frontend.listen():
                 log_listening(host, port, admin=frontend.admin)

@@ -84,6 +84,7 @@ class ExchangeConnection(asyncio.Protocol):
         self._closing = False
         self._writing_paused = False
         self._reading_paused = False
+        self._counted_open = False
         self._bucket = (
             TokenBucket(config.connection_rate, config.connection_burst)
             if config.connection_rate > 0
@@ -100,6 +101,7 @@ class ExchangeConnection(asyncio.Protocol):
         transport.set_write_buffer_limits(high=self._config.write_high_water)
         self._registry.add(self)
         self._counters.open += 1
+        self._counted_open = True
         self._schedule_timer(self._idle_since + self._config.idle_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -118,8 +120,9 @@ class ExchangeConnection(asyncio.Protocol):
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
-        if self in self._registry:
+        if self._counted_open:
             self._counters.open -= 1
+            self._counted_open = False
         self._registry.discard(self)
 
     def pause_writing(self) -> None:
