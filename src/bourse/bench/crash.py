@@ -319,13 +319,20 @@ async def _setup(server: Server, clients: list[Client]) -> None:
 
 
 async def run_crash_cycles(
-    cycles: int, data_dir: Path, *, clients: int = 8, seed: int = 1, commit_timeout: float = 2.0
+    cycles: int,
+    data_dir: Path,
+    *,
+    clients: int = 8,
+    seed: int = 1,
+    commit_timeout: float = 2.0,
+    workers: int | None = None,
 ) -> CrashReport:
-    """Run ``cycles`` fault cycles against a server storing in ``data_dir``."""
+    """Run ``cycles`` fault cycles against a server storing in ``data_dir``
+    (``workers``: the server's ``--workers``; None leaves its default)."""
     rng = random.Random(seed)
     seen = Acknowledged()
     people = [Client(str(9000 + i), seen, random.Random(rng.random())) for i in range(clients)]
-    server = Server(data_dir, commit_timeout)
+    server = Server(data_dir, commit_timeout, workers)
     report = CrashReport()
     server.start()
     try:
@@ -374,10 +381,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=50)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="the server's --workers (default: its own)"
+    )
     args = parser.parse_args(argv)
     with _scratch_dir() as data_dir:
         report = asyncio.run(
-            run_crash_cycles(args.cycles, data_dir, clients=args.clients, seed=args.seed)
+            run_crash_cycles(
+                args.cycles, data_dir, clients=args.clients, seed=args.seed, workers=args.workers
+            )
         )
     print(
         f"{report.cycles} cycles ({report.faults}); {report.acknowledged_requests} requests and "
