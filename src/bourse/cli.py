@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
@@ -602,7 +603,18 @@ def _null_server(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``bourse`` console script."""
+    """Entry point of the ``bourse`` console script. A reader that stops
+    early (``bourse bench | head -1``) ends the output quietly, with the
+    status a shell gives a command killed by SIGPIPE."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the exit flush must not fail again
+        return 128 + signal.SIGPIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(
         getattr(args, "log_level", "INFO"),

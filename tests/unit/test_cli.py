@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bourse.cli import build_parser, main
+
+BOURSE = Path(sys.executable).with_name("bourse")
 
 
 def test_serve_defaults() -> None:
@@ -42,3 +48,23 @@ def test_serve_refuses_an_unreadable_configuration_before_starting(tmp_path: Pat
     tokens.write_text("1 not-a-digest\n")
     assert main(["serve", "--account-tokens", str(tokens)]) == 2
     assert main(["serve", "--tls-cert", str(tmp_path / "missing.pem")]) == 2
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(tmp_path: Path) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody will read: the first write fails with EPIPE
+    try:
+        finished = subprocess.run(
+            [str(BOURSE), "gen", "--out", str(tmp_path), "--accounts", "3", "--requests", "5"],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # write at once, as a long output does
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert finished.stderr == ""
+    assert finished.returncode == 128 + signal.SIGPIPE
+    assert (tmp_path / "manifest.json").exists(), "the command itself ran to its end"
