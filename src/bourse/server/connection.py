@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import socket
 import struct
@@ -35,12 +34,9 @@ from bourse.server.config import ServerConfig
 from bourse.server.limits import TokenBucket
 from bourse.server.metrics import FrontendCounters
 from bourse.server.outbox import Outbox, Reply
+from bourse.server.registry import ConnectionRegistry
 
 log = logging.getLogger(__name__)
-
-#: Orders connections by when they last received a whole request (the
-#: loop's clock has millisecond resolution: too coarse to rank them).
-_ACTIVITY = itertools.count()
 
 #: SO_LINGER on with a zero timeout: close() sends a reset at once.
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
@@ -58,7 +54,7 @@ class ExchangeConnection(asyncio.Protocol):
         submit: Submit,
         config: ServerConfig,
         access: AccessPolicy,
-        registry: set[ExchangeConnection],
+        registry: ConnectionRegistry[ExchangeConnection],
         on_failure: Callable[[BaseException], None],
         *,
         admin: bool,
@@ -79,7 +75,6 @@ class ExchangeConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._idle_since = self._loop.time()
-        self.last_activity = next(_ACTIVITY)
         self._request_started: float | None = None
         self._closing = False
         self._writing_paused = False
@@ -258,7 +253,7 @@ class ExchangeConnection(asyncio.Protocol):
         if not self._decoder.in_request:
             self._request_started = None
             self._idle_since = now
-            self.last_activity = next(_ACTIVITY)
+            self._registry.touch(self)
         elif self._request_started is None:
             self._request_started = now
             self._schedule_timer(now + self._config.body_timeout)

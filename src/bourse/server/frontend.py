@@ -20,6 +20,7 @@ from bourse.server.access import AccessPolicy
 from bourse.server.config import ServerConfig
 from bourse.server.connection import ExchangeConnection, Submit
 from bourse.server.metrics import FrontendCounters
+from bourse.server.registry import ConnectionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Frontend:
             create_networks=config.create_networks,
             token_file=config.account_tokens,
         )
-        self.connections: set[ExchangeConnection] = set()
+        self.connections: ConnectionRegistry[ExchangeConnection] = ConnectionRegistry()
         self._submit = submit
         self._on_failure = on_failure
         self._server: asyncio.Server | None = None
@@ -80,9 +81,10 @@ class Frontend:
 
     def _evict_longest_idle(self) -> None:
         """Make room: close the connection idle longest, preferring one
-        that owes nothing."""
-        candidates = [c for c in self.connections if not c.is_busy] or list(self.connections)
-        victim = min(candidates, key=lambda connection: connection.last_activity)
+        that owes nothing (``registry.ConnectionRegistry``)."""
+        victim = self.connections.eviction_candidate()
+        if victim is None:
+            return
         log.info(
             "connection limit (%d) reached; closing the longest-idle connection",
             self.config.max_connections,
@@ -141,7 +143,7 @@ class Frontend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.shutdown_grace
         while loop.time() < deadline and not self.failed:
-            for connection in list(self.connections):
+            for connection in self.connections:
                 if not connection.is_busy:
                     connection.close()
             if not self.connections:
@@ -153,5 +155,5 @@ class Frontend:
 
     def abort_all(self) -> None:
         """Drop every connection at once."""
-        for connection in list(self.connections):
+        for connection in self.connections:
             connection.abort()
