@@ -75,15 +75,7 @@ class Batch:
     @property
     def rows(self) -> int:
         """Rows written, not counting the ``batches`` bookkeeping row."""
-        changes = self.changes
-        return (
-            len(changes.symbols)
-            + len(changes.accounts)
-            + len(changes.positions)
-            + len(changes.orders)
-            + len(changes.executions)
-            + len(changes.deposits)
-        )
+        return self.changes.row_count()
 
 
 class Exchange:

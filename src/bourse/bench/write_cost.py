@@ -96,20 +96,6 @@ def cut_batches(requests_per_batch: int, batches: int) -> tuple[ChangeSet, list[
     return setup, cut
 
 
-def _rows(changes: ChangeSet) -> int:
-    return sum(
-        len(rows)
-        for rows in (
-            changes.symbols,
-            changes.accounts,
-            changes.positions,
-            changes.orders,
-            changes.executions,
-            changes.deposits,
-        )
-    )
-
-
 def new_orders(batches: Sequence[ChangeSet]) -> list[list[OrderRow]]:
     """Per batch, the rows of the orders it created (not those it changed)."""
     seen: set[int] = set()
@@ -134,7 +120,7 @@ def _ignore_session(server_pid: int) -> None:
 
 
 async def measure_statement(
-    url: str, setup: ChangeSet, batches: list[ChangeSet], requests: int
+    url: str, setup: ChangeSet, batches: list[ChangeSet], requests_per_batch: int
 ) -> Cost:
     """The server's batch writer, one batch after another."""
     store = Store(url)
@@ -142,13 +128,14 @@ async def measure_statement(
         await store.migrate()
         await store.write(1, 1, setup, _ignore_session)
         writes = [
-            partial(store.write, batch_id, requests // len(batches), changes, _ignore_session)
+            partial(store.write, batch_id, requests_per_batch, changes, _ignore_session)
             for batch_id, changes in enumerate(batches, start=2)
         ]
         cpu, wall = await _timed(writes)
     finally:
         await store.close()
-    return Cost(requests, sum(map(_rows, batches)), len(batches), cpu, wall)
+    rows = sum(changes.row_count() for changes in batches)
+    return Cost(requests_per_batch * len(batches), rows, len(batches), cpu, wall)
 
 
 def _floor_arguments(rows: list[OrderRow]) -> tuple[list[object], ...]:
@@ -163,8 +150,9 @@ def _floor_arguments(rows: list[OrderRow]) -> tuple[list[object], ...]:
     )
 
 
-async def measure_floor(url: str, created: list[list[OrderRow]], requests: int) -> Cost:
+async def measure_floor(url: str, created: list[list[OrderRow]], requests_per_batch: int) -> Cost:
     """Only the new order rows, into the scratch table (dropped afterwards)."""
+    rows = sum(map(len, created))
     session = await asyncpg.connect(url)
     try:
         await session.execute(_FLOOR_TABLE)
@@ -173,21 +161,20 @@ async def measure_floor(url: str, created: list[list[OrderRow]], requests: int) 
         ]
         cpu, wall = await _timed(writes)
         stored = await session.fetchval("SELECT count(*) FROM write_cost_floor")
-        if stored != sum(map(len, created)):
+        if stored != rows:
             raise AssertionError(f"the floor table holds {stored} rows")
     finally:
         await session.execute("DROP TABLE IF EXISTS write_cost_floor")
         await session.close()
-    return Cost(requests, sum(map(len, created)), len(created), cpu, wall)
+    return Cost(requests_per_batch * len(created), rows, len(created), cpu, wall)
 
 
 async def measure(url: str, requests_per_batch: int, batches: int) -> tuple[Cost, Cost]:
     """The batch statement's cost and the floor's, for the same batches,
     on the empty database at ``url``."""
     setup, cut = cut_batches(requests_per_batch, batches)
-    requests = requests_per_batch * batches
-    statement = await measure_statement(url, setup, cut, requests)
-    floor = await measure_floor(url, new_orders(cut), requests)
+    statement = await measure_statement(url, setup, cut, requests_per_batch)
+    floor = await measure_floor(url, new_orders(cut), requests_per_batch)
     return statement, floor
 
 

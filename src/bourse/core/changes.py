@@ -91,6 +91,17 @@ class ChangeSet:
             or self.deposits
         )
 
+    def row_count(self) -> int:
+        """Rows the batch writes, not counting its ``batches`` row."""
+        return (
+            len(self.symbols)
+            + len(self.accounts)
+            + len(self.positions)
+            + len(self.orders)
+            + len(self.executions)
+            + len(self.deposits)
+        )
+
 
 @dataclass(slots=True)
 class Journal:
