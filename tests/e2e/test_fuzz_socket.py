@@ -15,10 +15,11 @@ the byte streams:
 - **hostile documents**: well-formed XML whose values are hostile (numbers
   that are not numbers, non-ASCII digits, any Unicode, ids of every shape),
   with comments, processing instructions and shuffled attributes that must
-  change nothing, or with one structural fault (an unknown element or
-  attribute, a missing attribute, nesting up to and past libxml2's depth
-  limit, stray text, an unknown root, an illegal character) that must
-  refuse the whole request.
+  change nothing, with one child missing an attribute or carrying one the
+  grammar does not have (that child alone is refused), or with one
+  structural fault (an unknown element, an unknown attribute on the root,
+  nesting up to and past libxml2's depth limit, stray text, an unknown
+  root, an illegal character) that must refuse the whole request.
 
 The invariant for every input: each request the stream holds gets its
 reply, in order, within a short bound, and the connection then closes (a
@@ -28,9 +29,10 @@ sans-I/O decoder and reader fed the stream whole: that pins down how many
 replies must come and what each refusal says, so the socket path must agree
 with them byte for byte under any segmentation and any engine outcome. For
 hostile documents the oracle is PROTOCOL.md itself: a child with a value
-the protocol cannot accept is an ``<error>`` echoing its attributes exactly,
-a fresh account with a valid balance is ``<created>``, a faulty structure
-is one attribute-less request-level ``<error>``.
+the protocol cannot accept, or whose attributes are wrong, is an ``<error>``
+echoing its attributes exactly, a fresh account with a valid balance is
+``<created>``, a faulty structure is one attribute-less request-level
+``<error>``.
 
 Only complete inputs are left with the server: a stream that ends inside a
 request is closed, never left for the 30-second body timeout. Every stream
@@ -865,8 +867,8 @@ def nested(names: list[str], depth: int) -> Node:
     return node
 
 
-FAULTS = ["element", "attribute", "missing", "nesting", "too-deep", "text", "root", "character",
-          "unclosed", "empty"]  # fmt: skip
+FAULTS = ["element", "attribute", "nesting", "too-deep", "text", "root", "character", "unclosed",
+          "empty"]  # fmt: skip
 
 
 @st.composite
@@ -878,11 +880,9 @@ def broken(draw: st.DrawFn, document: Document) -> str:
     if fault == "element":
         at = draw(st.integers(0, len(root.children)))
         root.children.insert(at, Node(draw(element_names)))
-    elif fault == "attribute":
-        at = draw(st.integers(0, len(target.attrs)))
-        target.attrs.insert(at, (draw(attribute_names), draw(xml_text)))
-    elif fault == "missing":
-        del target.attrs[draw(st.integers(0, len(target.attrs) - 1))]
+    elif fault == "attribute":  # on a child, it refuses only that child: see ``misattributed``
+        at = draw(st.integers(0, len(root.attrs)))
+        root.attrs.insert(at, (draw(attribute_names), draw(xml_text)))
     elif fault in {"nesting", "too-deep"}:  # libxml2 stops at depth 256
         depth = draw(st.integers(1, 40) if fault == "nesting" else st.integers(256, 300))
         target.children.append(nested(draw(st.lists(element_names, min_size=1, max_size=3)), depth))
@@ -905,12 +905,47 @@ def broken(draw: st.DrawFn, document: Document) -> str:
     return root.xml()
 
 
+def result_count(child: Node) -> int:
+    """How many results a child of the root gets: one per ``<symbol>/<account>`` pair."""
+    return len(child.elements()) if child.tag == "symbol" else 1
+
+
+@st.composite
+def misattributed(draw: st.DrawFn, document: Document) -> str:
+    """The document with one child missing one of its attributes or carrying
+    one the grammar does not have: that child's results become errors echoing
+    the grammar's attributes it still has; an account it made may be missing
+    later on; the other children are answered as before."""
+    children = document.root.elements()
+    index = draw(st.integers(0, len(children) - 1))
+    target = children[index]
+    if draw(st.booleans()):
+        del target.attrs[draw(st.integers(0, len(target.attrs) - 1))]
+    else:
+        at = draw(st.integers(0, len(target.attrs)))
+        target.attrs.insert(at, (draw(attribute_names), draw(xml_text)))
+    kept = {name for name, _ in target.attrs} | ({"id"} if target.tag == "symbol" else set())
+    first = sum(result_count(child) for child in children[:index])
+    end = first + result_count(target)
+    expected = document.expected
+    for position in range(first, end):
+        echo = {name: value for name, value in expected[position].echo.items() if name in kept}
+        expected[position] = Expected(ERROR, echo)
+    for position in range(end, len(expected)):
+        if expected[position].tags == CREATED:
+            expected[position] = Expected(CREATED_OR_ERROR, expected[position].echo)
+    return document.root.xml()
+
+
 @st.composite
 def hostile_documents(draw: st.DrawFn) -> tuple[bytes, list[Expected] | None]:
     """XML to send, and each child's expected result (None: refused whole)."""
     document = draw(st.one_of(create_documents(), transactions_documents()))
-    if draw(st.sampled_from([False, False, True])):
+    kind = draw(st.sampled_from(["decorated", "decorated", "misattributed", "broken"]))
+    if kind == "broken":
         return draw(broken(document)).encode(), None
+    if kind == "misattributed":
+        return draw(misattributed(document)).encode(), document.expected
     return draw(decorated(document)).encode(), document.expected
 
 

@@ -190,12 +190,7 @@ def test_create_keeps_document_order_across_valid_and_rejected_children() -> Non
         ('<create><order sym="A" amount="1" limit="1"/></create>', "unknown element <order>"),
         ("<create>hello</create>", "unexpected text in <create>"),
         ('<create><account id="1" balance="1"/>x</create>', "unexpected text in <create>"),
-        ('<create><account balance="1"/></create>', "missing attribute 'id' on <account>"),
-        ('<create><account id="1"/></create>', "missing attribute 'balance' on <account>"),
-        (
-            '<create><account id="1" balance="1" x="2"/></create>',
-            "unexpected attribute 'x' on <account>",
-        ),
+        ('<create><account balance="1">5</account></create>', "unexpected text in <account>"),
         (
             '<create><account id="1" balance="1"><a/></account></create>',
             "unknown element <a> in <account>",
@@ -204,15 +199,8 @@ def test_create_keeps_document_order_across_valid_and_rejected_children() -> Non
             '<create><account id="1" balance="1">5</account></create>',
             "unexpected text in <account>",
         ),
-        (
-            "<create><symbol><account id='1'>1</account></symbol></create>",
-            "missing attribute 'sym'",
-        ),
-        (
-            "<create><symbol sym='A' x='1'><account id='1'>1</account></symbol></create>",
-            "unexpected attribute 'x' on <symbol>",
-        ),
         ("<create><symbol sym='A'/></create>", "<symbol> needs at least one <account>"),
+        ("<create><symbol/></create>", "<symbol> needs at least one <account>"),
         ("<create><symbol sym='A'>  </symbol></create>", "<symbol> needs at least one <account>"),
         (
             "<create><symbol sym='A'><account id='1'>1</account><foo/></symbol></create>",
@@ -227,15 +215,15 @@ def test_create_keeps_document_order_across_valid_and_rejected_children() -> Non
             "unexpected text in <symbol>",
         ),
         (
-            "<create><symbol sym='A'><account>1</account></symbol></create>",
-            "missing attribute 'id' on <account>",
-        ),
-        (
-            "<create><symbol sym='A'><account id='1' balance='1'>1</account></symbol></create>",
-            "unexpected attribute 'balance' on <account>",
-        ),
-        (
             "<create><symbol sym='A'><account id='1'>1<b/></account></symbol></create>",
+            "unknown element <b> in <account>",
+        ),
+        (
+            "<create><symbol><account id='1'>1</account><foo/></symbol></create>",
+            "unknown element <foo> in <symbol>",
+        ),
+        (
+            "<create><symbol x='1'><account>1<b/></account></symbol></create>",
             "unknown element <b> in <account>",
         ),
     ],
@@ -246,8 +234,75 @@ def test_create_grammar_violations_refuse_the_whole_request(xml: str, detail: st
 
 def test_a_grammar_violation_after_valid_children_still_refuses_everything() -> None:
     refused(
-        '<create><account id="1" balance="1"/><account id="2" balance="1" extra="x"/></create>',
+        '<create><account id="1" balance="1"/><account balance="1"/><foo/></create>',
         ErrorCode.INVALID_REQUEST,
+    )
+
+
+@pytest.mark.parametrize(
+    ("child", "expected"),
+    [
+        ('<account balance="1"/>', Rejected(ErrorCode.MISSING_ID, ())),
+        ("<account/>", Rejected(ErrorCode.MISSING_ID, ())),
+        ('<account id="1"/>', Rejected(ErrorCode.MISSING_BALANCE, (("id", "1"),))),
+        ('<account id="x" x="2"/>', Rejected(ErrorCode.MISSING_BALANCE, (("id", "x"),))),
+        (
+            '<account id="1" balance="1" x="2"/>',
+            Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, (("id", "1"),)),
+        ),
+        (
+            '<account id="x" balance="-1" xmlns:n="urn:x" n:id="1"/>',
+            Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, (("id", "x"),)),
+        ),
+        (
+            "<symbol sym='A'><account>1</account></symbol>",
+            Rejected(ErrorCode.MISSING_ID, (("sym", "A"),)),
+        ),
+        (
+            "<symbol sym='!'><account>0</account></symbol>",
+            Rejected(ErrorCode.MISSING_ID, (("sym", "!"),)),
+        ),
+        (
+            "<symbol sym='A'><account id='1' balance='1'>1</account></symbol>",
+            Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, (("sym", "A"), ("id", "1"))),
+        ),
+    ],
+)
+def test_create_child_with_wrong_attributes_is_rejected_in_place(
+    child: str, expected: Rejected
+) -> None:
+    request = create(
+        f'<create><account id="1" balance="1"/>{child}<account id="2" balance="2"/></create>'
+    )
+    assert request.commands == (
+        CreateAccount("1", Decimal(1)),
+        expected,
+        CreateAccount("2", Decimal(2)),
+    )
+
+
+def test_symbol_without_sym_rejects_each_of_its_accounts_in_place() -> None:
+    request = create(
+        "<create><symbol><account id='1'>1</account><account>2</account>"
+        "<account id='3' x='y'>x</account></symbol>"
+        "<symbol sym='A'><account id='4'>4</account></symbol></create>"
+    )
+    assert request.commands == (
+        Rejected(ErrorCode.MISSING_SYMBOL, (("id", "1"),)),
+        Rejected(ErrorCode.MISSING_SYMBOL, ()),
+        Rejected(ErrorCode.MISSING_SYMBOL, (("id", "3"),)),
+        AddShares("A", "4", Decimal(4)),
+    )
+
+
+def test_symbol_with_an_unexpected_attribute_rejects_each_of_its_accounts_in_place() -> None:
+    request = create(
+        "<create><symbol sym='A' x='1'><account id='1'>1</account>"
+        "<account id='2'>2</account></symbol></create>"
+    )
+    assert request.commands == (
+        Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, (("sym", "A"), ("id", "1"))),
+        Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, (("sym", "A"), ("id", "2"))),
     )
 
 
@@ -413,14 +468,8 @@ def test_transactions_without_children_is_empty(xml: str) -> None:
         ('<transactions id="1">x<query id="1"/></transactions>', "unexpected text"),
         ('<transactions id="1"><query id="1"/>x</transactions>', "unexpected text"),
         (
-            '<transactions id="1"><order amount="1" limit="1"/></transactions>',
-            "missing attribute 'sym'",
-        ),
-        ('<transactions id="1"><order sym="A" limit="1"/></transactions>', "'amount' on <order>"),
-        ('<transactions id="1"><order sym="A" amount="1"/></transactions>', "'limit' on <order>"),
-        (
-            '<transactions id="1"><order sym="A" amount="1" limit="1" x="1"/></transactions>',
-            "unexpected attribute 'x' on <order>",
+            '<transactions id="1" xmlns:n="urn:x" n:id="2"><query id="1"/></transactions>',
+            "unexpected attribute '{urn:x}id' on <transactions>",
         ),
         (
             '<transactions id="1"><order sym="A" amount="1" limit="1">5</order></transactions>',
@@ -430,8 +479,8 @@ def test_transactions_without_children_is_empty(xml: str) -> None:
             '<transactions id="1"><order sym="A" amount="1" limit="1"><q/></order></transactions>',
             "unknown element <q> in <order>",
         ),
-        ('<transactions id="1"><query/></transactions>', "missing attribute 'id' on <query>"),
-        ('<transactions id="1"><cancel id="1" x="1"/></transactions>', "'x' on <cancel>"),
+        ('<transactions id="1"><order sym="A">5</order></transactions>', "text in <order>"),
+        ('<transactions id="1"><query>1</query></transactions>', "text in <query>"),
         ('<transactions id="1"><cancel id="1">1</cancel></transactions>', "text in <cancel>"),
         ('<transactions id="1"><query id="1"><a/></query></transactions>', "<a> in <query>"),
     ],
@@ -440,12 +489,50 @@ def test_transactions_grammar_violations_refuse_the_whole_request(xml: str, deta
     assert detail in refused(xml, ErrorCode.INVALID_REQUEST)
 
 
-def test_namespaced_attributes_are_unexpected() -> None:
-    detail = refused(
-        '<transactions id="1" xmlns:n="urn:x"><query id="1" n:id="2"/></transactions>',
-        ErrorCode.INVALID_REQUEST,
+@pytest.mark.parametrize(
+    ("child", "expected"),
+    [
+        (
+            '<order amount="1" limit="1"/>',
+            Rejected(ErrorCode.MISSING_SYMBOL, (("amount", "1"), ("limit", "1"))),
+        ),
+        (
+            '<order limit="2" sym="A"/>',
+            Rejected(ErrorCode.MISSING_AMOUNT, (("sym", "A"), ("limit", "2"))),
+        ),
+        (
+            '<order sym="A" amount="1"/>',
+            Rejected(ErrorCode.MISSING_LIMIT, (("sym", "A"), ("amount", "1"))),
+        ),
+        (
+            '<order sym="!" amount="0" x="1"/>',
+            Rejected(ErrorCode.MISSING_LIMIT, (("sym", "!"), ("amount", "0"))),
+        ),
+        ("<order/>", Rejected(ErrorCode.MISSING_SYMBOL, ())),
+        (
+            '<order sym="A" amount="1" limit="1" x="1"/>',
+            Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, order_echo("A", "1", "1")),
+        ),
+        ("<query/>", Rejected(ErrorCode.MISSING_ID, ())),
+        ('<cancel x="1"/>', Rejected(ErrorCode.MISSING_ID, ())),
+        ('<cancel id="x" y="1"/>', Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, (("id", "x"),))),
+        (
+            '<query id="1" xmlns:n="urn:x" n:id="2"/>',
+            Rejected(ErrorCode.UNEXPECTED_ATTRIBUTE, (("id", "1"),)),
+        ),
+    ],
+)
+def test_transactions_child_with_wrong_attributes_is_rejected_in_place(
+    child: str, expected: Rejected
+) -> None:
+    request = transactions(
+        f'<transactions id="1"><query id="1"/>{child}<cancel id="2"/></transactions>'
     )
-    assert "unexpected attribute '{urn:x}id' on <query>" in detail
+    assert request.commands == (
+        QueryOrder(1, (("id", "1"),)),
+        expected,
+        CancelOrder(2, (("id", "2"),)),
+    )
 
 
 # -- document level ----------------------------------------------------------

@@ -31,12 +31,22 @@ class ErrorCode(enum.Enum):
     ORDER_NOT_FOUND = "Order does not exist"
     NOTHING_TO_CANCEL = "Order has no open shares to cancel"
     TOO_MANY_OPEN_ORDERS = "Too many open orders for this account"
+    REPLY_TOO_LARGE = (
+        "Reply too large: this request already reports its limit of fills; "
+        "ask for this order in another request"
+    )
     # whole requests
     MALFORMED_XML = "Malformed XML"
     FORBIDDEN_XML = "Forbidden XML construct"
     UNSUPPORTED_ENCODING = "Unsupported encoding: only UTF-8 is accepted"
     UNKNOWN_ROOT = "Unknown request type"
     INVALID_REQUEST = "Invalid request"
+    MISSING_ID = "Missing attribute: id"
+    MISSING_BALANCE = "Missing attribute: balance"
+    MISSING_SYMBOL = "Missing attribute: sym"
+    MISSING_AMOUNT = "Missing attribute: amount"
+    MISSING_LIMIT = "Missing attribute: limit"
+    UNEXPECTED_ATTRIBUTE = "Unexpected attribute"
     EMPTY_TRANSACTIONS = "Transactions request has no children"
     REQUEST_TOO_LARGE = "Request too large"
     BAD_FRAMING = "Bad framing"

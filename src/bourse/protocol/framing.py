@@ -12,6 +12,14 @@ digits and a newline, or start with ``<`` or whitespace), so every decision
 waits until the bytes already received make it definitive: the events never
 depend on how the stream was cut into chunks.
 
+Why some readings win without waiting: a length of zero (``0\\n``) has no
+body to wait for, so it is answered as soon as its newline arrives, even
+though its bytes could begin a binary length. A length line must start a
+line: a space, tab or carriage return right before its digits is a framing
+error, not whitespace to skip. After a bare document, comments and processing
+instructions still belong to it (XML allows them after the root), so they are
+dropped rather than taken for the start of the next request.
+
 Why no buffering past the limit: a declared length over the limit is answered
 at once and its body discarded as it arrives, and a bare document is scanned
 incrementally (jumping between ``<``, ``>`` and quotes with ``find``), so
@@ -40,10 +48,19 @@ _DIGITS: Final = frozenset(b"0123456789")
 _WHITESPACE: Final = frozenset(b" \t\r\n")
 _XML_START: Final = frozenset(b"< \t\r\n" + _BYTE_ORDER_MARK[:1])
 _SMALLEST_WHITESPACE_LENGTH: Final = int.from_bytes(b"\t\t\t\t", "little")
+_LINE_INDENT: Final = frozenset(b" \t\r")
+_LESS_THAN: Final = ord("<")
+_COMMENT_OPENER: Final = b"<!--"
+_INSTRUCTION_OPENER: Final = b"<?"
+_DECLARATION_OPENER: Final = b"<?xml"
 
 _DIGIT_RUN: Final = re.compile(rb"[0-9]{1,10}")
 _WHITESPACE_RUN: Final = re.compile(rb"[ \t\r\n]*")
 _NOT_WHITESPACE: Final = re.compile(rb"[^ \t\r\n]")
+#: A zero length line, alone or behind whitespace short enough that a binary
+#: length starting in that whitespace would overlap it.
+_ZERO_LENGTH_AHEAD: Final = re.compile(rb"[ \t\r\n]{0,4}0{1,9}\r?\n")
+_XML_DECLARATION: Final = re.compile(rb"<\?xml[ \t\r\n]")
 _TAG_DELIMITER: Final = re.compile(rb"[>\"']")
 _WHOLE_START_TAG: Final = re.compile(rb"[^>\"']*+(?:(?:\"[^\"]*+\"|'[^']*+')[^>\"']*+)*+>")
 
@@ -69,6 +86,15 @@ class _Verdict(enum.Enum):
     NEED_MORE = "the bytes so far fit more than one framing"
     SKIP_WHITESPACE = "whitespace between requests"
     BARE_XML = "a bare XML document"
+    TRAILING_COMMENT = "a comment after a bare document's root"
+    TRAILING_INSTRUCTION = "a processing instruction after a bare document's root"
+
+
+#: Opener and terminator of each kind of markup that may follow a bare root.
+_TRAILING_MARKUP: Final = {
+    _Verdict.TRAILING_COMMENT: (_COMMENT_OPENER, b"-->"),
+    _Verdict.TRAILING_INSTRUCTION: (_INSTRUCTION_OPENER, b"?>"),
+}
 
 
 class _Scan(enum.Enum):
@@ -261,7 +287,18 @@ class FrameDecoder:
     it returns ``END_OF_STREAM`` forever and ignores whatever is fed.
     """
 
-    __slots__ = ("_bare", "_body_size", "_buf", "_closed", "_eof", "_max", "_skip_remaining")
+    __slots__ = (
+        "_after_bare_document",
+        "_bare",
+        "_body_size",
+        "_buf",
+        "_closed",
+        "_eof",
+        "_line_indented",
+        "_max",
+        "_skip_remaining",
+        "_trailing_terminator",
+    )
 
     def __init__(self, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         if max_request_size < 1:
@@ -273,6 +310,12 @@ class FrameDecoder:
         self._body_size: int | None = None
         self._skip_remaining = 0
         self._bare: _BareXmlScanner | None = None
+        #: The last request was bare XML: comments and PIs still belong to it.
+        self._after_bare_document = False
+        #: The end of the trailing comment or PI being dropped, if any.
+        self._trailing_terminator = b""
+        #: The byte before the buffer is a skipped space, tab or carriage return.
+        self._line_indented = False
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer (bytes of an oversized body are dropped)."""
@@ -295,6 +338,8 @@ class FrameDecoder:
             return False
         if self._skip_remaining or self._body_size is not None or self._bare is not None:
             return True
+        if self._trailing_terminator:
+            return True
         return _NOT_WHITESPACE.search(self._buf) is not None
 
     def next_event(self) -> DecoderEvent:
@@ -307,16 +352,22 @@ class FrameDecoder:
             return self._next_body(self._body_size)
         if self._bare is not None:
             return self._next_bare_document(self._bare)
+        if self._trailing_terminator and not self._drop_trailing_markup():
+            return self._await_more()
         return self._next_request_start()
 
     def _next_request_start(self) -> DecoderEvent:
         while self._buf:
             verdict = self._decide()
             if verdict is _Verdict.SKIP_WHITESPACE:
-                del self._buf[: self._skippable_whitespace()]
+                self._skip_whitespace()
+            elif verdict is _Verdict.TRAILING_COMMENT or verdict is _Verdict.TRAILING_INSTRUCTION:
+                if not self._enter_trailing_markup(*_TRAILING_MARKUP[verdict]):
+                    return self._await_more()
             elif verdict is _Verdict.NEED_MORE:
                 return self._await_more()
             elif verdict is _Verdict.BARE_XML:
+                self._start_request()
                 self._bare = _BareXmlScanner()
                 return self._next_bare_document(self._bare)
             elif isinstance(verdict, RequestError):
@@ -332,28 +383,59 @@ class FrameDecoder:
         """Which framing the buffered bytes start, once they are enough to be sure."""
         buf = self._buf
         first = buf[0]
+        zero_length = _ZERO_LENGTH_AHEAD.match(buf)
+        if zero_length:
+            if first in _WHITESPACE:
+                return _Verdict.SKIP_WHITESPACE
+            return self._starting_a_line(_LengthPrefix(zero_length.end(), 0))
         line = self._parse_length_line() if first in _DIGITS else None
         if line is _Verdict.NEED_MORE or isinstance(line, RequestError):
             return line
         if isinstance(line, _LengthPrefix):
             if line.header_size == len(buf):
-                return line if self._eof else _Verdict.NEED_MORE
+                return self._starting_a_line(line) if self._eof else _Verdict.NEED_MORE
             if buf[line.header_size] in _XML_START:
-                return line
+                return self._starting_a_line(line)
         binary = self._parse_binary_header()
         if binary is _Verdict.NEED_MORE or isinstance(binary, _LengthPrefix):
             return binary
         if isinstance(line, _LengthPrefix):
-            return line
+            return self._starting_a_line(line)
         if isinstance(binary, RequestError) and first not in _XML_START:
             return binary
         if first in _WHITESPACE:
             return _Verdict.SKIP_WHITESPACE
+        if first == _LESS_THAN and self._after_bare_document:
+            return self._trailing_markup()
         if first in _XML_START:
             return _Verdict.BARE_XML
         if self._eof and len(buf) < _BINARY_HEADER_SIZE:
             return _mid_request()
         return RequestError(ErrorCode.BAD_FRAMING, "unrecognised start of request", fatal=True)
+
+    def _starting_a_line(self, line: _LengthPrefix) -> _LengthPrefix | RequestError:
+        """``line``, unless a space, tab or carriage return came right before its digits."""
+        if self._line_indented:
+            detail = "whitespace before the length line's digits"
+            return RequestError(ErrorCode.BAD_FRAMING, detail, fatal=True)
+        return line
+
+    def _trailing_markup(self) -> _Verdict:
+        """After a bare document, whether the ``<`` here still belongs to it.
+
+        A comment or processing instruction does; an XML declaration (``<?xml``
+        and whitespace) or any other markup starts the next document.
+        """
+        head = bytes(self._buf[: len(_DECLARATION_OPENER) + 1])
+        if head.startswith(_COMMENT_OPENER):
+            return _Verdict.TRAILING_COMMENT
+        if _COMMENT_OPENER.startswith(head):
+            return _Verdict.NEED_MORE
+        if not head.startswith(_INSTRUCTION_OPENER) or _XML_DECLARATION.match(head):
+            return _Verdict.BARE_XML
+        if _DECLARATION_OPENER.startswith(head):
+            return _Verdict.NEED_MORE
+        return _Verdict.TRAILING_INSTRUCTION
 
     def _parse_length_line(self) -> _LengthPrefix | RequestError | _Verdict | None:
         """A ``[0-9]{1,9}\\r?\\n`` line at the start of the buffer, or None if there is none."""
@@ -387,6 +469,39 @@ class FrameDecoder:
             return RequestError(ErrorCode.REQUEST_TOO_LARGE, detail, fatal=True)
         return _LengthPrefix(_BINARY_HEADER_SIZE, length)
 
+    def _skip_whitespace(self) -> None:
+        """Drop whitespace between requests, noting whether a length line may follow."""
+        count = self._skippable_whitespace()
+        self._line_indented = self._buf[count - 1] in _LINE_INDENT
+        del self._buf[:count]
+
+    def _enter_trailing_markup(self, opener: bytes, terminator: bytes) -> bool:
+        """Start dropping a trailing comment or PI; False while its end has not arrived."""
+        del self._buf[: len(opener)]
+        self._trailing_terminator = terminator
+        self._line_indented = False
+        return self._drop_trailing_markup()
+
+    def _drop_trailing_markup(self) -> bool:
+        """Drop the trailing comment or PI through its end; False while that has not arrived.
+
+        Only its last bytes, which may begin the terminator, are kept meanwhile,
+        so a long one costs no memory.
+        """
+        terminator = self._trailing_terminator
+        end = self._buf.find(terminator)
+        if end < 0:
+            del self._buf[: max(0, len(self._buf) - len(terminator) + 1)]
+            return False
+        del self._buf[: end + len(terminator)]
+        self._trailing_terminator = b""
+        return True
+
+    def _start_request(self) -> None:
+        """The bytes at the buffer's start begin a request, not the previous one's tail."""
+        self._after_bare_document = False
+        self._line_indented = False
+
     def _skippable_whitespace(self) -> int:
         """How many leading whitespace bytes can be dropped at once.
 
@@ -401,6 +516,7 @@ class FrameDecoder:
         return max(1, run_length - _BINARY_LENGTH_SIZE)
 
     def _start_length_prefixed(self, prefix: _LengthPrefix) -> DecoderEvent:
+        self._start_request()
         del self._buf[: prefix.header_size]
         size = prefix.body_size
         if size == 0:
@@ -431,6 +547,7 @@ class FrameDecoder:
             return self._fail(outcome)
         if isinstance(outcome, int):
             self._bare = None
+            self._after_bare_document = True
             return Frame(self._take(outcome))
         if limit == self._max:
             detail = f"XML document not closed within {self._max} bytes"
@@ -454,4 +571,5 @@ class FrameDecoder:
         self._body_size = None
         self._skip_remaining = 0
         self._bare = None
+        self._trailing_terminator = b""
         return error

@@ -14,9 +14,12 @@ bytes and the parser is pinned to UTF-8 so that no declaration can switch
 its decoder.
 
 After parsing, one pass over the (at most three levels deep) tree checks the
-grammar and builds the commands directly. A broken grammar refuses the whole
-request; a bad value (symbol, number, id) refuses only its own child, which
-travels on as ``Rejected`` so the other children still run.
+grammar and builds the commands directly. A broken grammar (an unknown
+element, stray text, a root's attributes) refuses the whole request; a child
+whose own attributes are wrong (one missing, one not in the grammar) or whose
+value is bad (symbol, number, id) refuses only itself, travelling on as
+``Rejected`` so that a client counting one result per child still gets them
+all and the other children still run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lxml import etree
 
 from bourse.core.commands import (
     AddShares,
+    Attrs,
     CancelOrder,
     CreateAccount,
     CreateCommand,
@@ -94,6 +98,13 @@ _ID_ATTRIBUTE = ("id",)
 _ID_TOKEN_ATTRIBUTES = ("id", "token")
 _SYMBOL_ATTRIBUTES = ("sym",)
 _ORDER_ATTRIBUTES = ("sym", "amount", "limit")
+_MISSING_ATTRIBUTE = {
+    "id": ErrorCode.MISSING_ID,
+    "balance": ErrorCode.MISSING_BALANCE,
+    "sym": ErrorCode.MISSING_SYMBOL,
+    "amount": ErrorCode.MISSING_AMOUNT,
+    "limit": ErrorCode.MISSING_LIMIT,
+}
 
 
 class _RefuseExternalResources(etree.Resolver):
@@ -277,13 +288,14 @@ def _read_transaction_child(child: etree._Element) -> TransactionCommand | Reque
 
 def _read_new_account(element: etree._Element) -> CreateCommand | RequestError:
     """``<account id balance/>``: a new account and its opening balance."""
-    account_id = element.get("id")
-    balance_text = element.get("balance")
-    if account_id is None or balance_text is None or len(element.attrib) != 2:
-        return _attributes_error(element, _ACCOUNT_ATTRIBUTES)
     problem = _leaf_problem(element)
     if problem is not None:
         return problem
+    account_id = element.get("id")
+    balance_text = element.get("balance")
+    if account_id is None or balance_text is None or len(element.attrib) != 2:
+        code = _attribute_refusal(element, _ACCOUNT_ATTRIBUTES)
+        return Rejected(code, _present(element, _ID_ATTRIBUTE))
     echo = (("id", account_id),)
     if not is_account_id(account_id):
         return Rejected(ErrorCode.INVALID_ACCOUNT_ID, echo)
@@ -295,18 +307,17 @@ def _read_new_account(element: etree._Element) -> CreateCommand | RequestError:
 
 def _read_symbol(element: etree._Element) -> list[CreateCommand] | RequestError:
     """``<symbol sym>`` with one command per ``<account id>NUM</account>``."""
-    symbol = element.get("sym")
-    if symbol is None or len(element.attrib) != 1:
-        return _attributes_error(element, _SYMBOL_ATTRIBUTES)
     problem = _text_problem(element)
     if problem is not None:
         return problem
     if len(element) == 0:
         return RequestError(ErrorCode.INVALID_REQUEST, "<symbol> needs at least one <account>")
+    symbol = element.get("sym")
+    if symbol is None or len(element.attrib) != 1:
+        code = _attribute_refusal(element, _SYMBOL_ATTRIBUTES)
+        return _refuse_each_placement(element, code, _present(element, _SYMBOL_ATTRIBUTES))
     placements: list[CreateCommand] = []
     for child in element:
-        if child.tag != "account":
-            return _unknown_element(child, "symbol")
         placement = _read_placement(symbol, child)
         if isinstance(placement, RequestError):
             return placement
@@ -314,16 +325,38 @@ def _read_symbol(element: etree._Element) -> list[CreateCommand] | RequestError:
     return placements
 
 
-def _read_placement(symbol: str, element: etree._Element) -> CreateCommand | RequestError:
-    """``<account id>NUM</account>`` inside ``<symbol>``: shares to place."""
-    account_id = element.get("id")
-    if account_id is None or len(element.attrib) != 1:
-        return _attributes_error(element, _ID_ATTRIBUTE)
+def _refuse_each_placement(
+    element: etree._Element, code: ErrorCode, symbol_echo: Attrs
+) -> list[CreateCommand] | RequestError:
+    """``code`` in the place of each ``<account>`` of a ``<symbol>`` whose own
+    attributes are wrong, so that the results still count one per pair."""
+    placements: list[CreateCommand] = []
+    for child in element:
+        problem = _placement_problem(child)
+        if problem is not None:
+            return problem
+        placements.append(Rejected(code, symbol_echo + _present(child, _ID_ATTRIBUTE)))
+    return placements
+
+
+def _placement_problem(element: etree._Element) -> RequestError | None:
+    """Why ``element``, inside ``<symbol>``, breaks the grammar, if it does."""
+    if element.tag != "account":
+        return _unknown_element(element, "symbol")
     if len(element):
         return _unexpected_child(element)
-    problem = _tail_problem(element)
+    return _tail_problem(element)
+
+
+def _read_placement(symbol: str, element: etree._Element) -> CreateCommand | RequestError:
+    """``<account id>NUM</account>`` inside ``<symbol>``: shares to place."""
+    problem = _placement_problem(element)
     if problem is not None:
         return problem
+    account_id = element.get("id")
+    if account_id is None or len(element.attrib) != 1:
+        code = _attribute_refusal(element, _ID_ATTRIBUTE)
+        return Rejected(code, (("sym", symbol), *_present(element, _ID_ATTRIBUTE)))
     echo = (("sym", symbol), ("id", account_id))
     if not is_symbol(symbol):
         return Rejected(ErrorCode.INVALID_SYMBOL, echo)
@@ -340,14 +373,15 @@ def _read_placement(symbol: str, element: etree._Element) -> CreateCommand | Req
 
 def _read_order(element: etree._Element) -> TransactionCommand | RequestError:
     """``<order sym amount limit/>``, echoing the three texts as sent."""
+    problem = _leaf_problem(element)
+    if problem is not None:
+        return problem
     symbol = element.get("sym")
     amount_text = element.get("amount")
     limit_text = element.get("limit")
     if symbol is None or amount_text is None or limit_text is None or len(element.attrib) != 3:
-        return _attributes_error(element, _ORDER_ATTRIBUTES)
-    problem = _leaf_problem(element)
-    if problem is not None:
-        return problem
+        code = _attribute_refusal(element, _ORDER_ATTRIBUTES)
+        return Rejected(code, _present(element, _ORDER_ATTRIBUTES))
     echo = (("sym", symbol), ("amount", amount_text), ("limit", limit_text))
     if not is_symbol(symbol):
         return Rejected(ErrorCode.INVALID_SYMBOL, echo)
@@ -365,12 +399,13 @@ def _read_order_reference(
     command: type[QueryOrder] | type[CancelOrder],
 ) -> TransactionCommand | RequestError:
     """``<query id/>`` or ``<cancel id/>``."""
-    order_text = element.get("id")
-    if order_text is None or len(element.attrib) != 1:
-        return _attributes_error(element, _ID_ATTRIBUTE)
     problem = _leaf_problem(element)
     if problem is not None:
         return problem
+    order_text = element.get("id")
+    if order_text is None or len(element.attrib) != 1:
+        code = _attribute_refusal(element, _ID_ATTRIBUTE)
+        return Rejected(code, _present(element, _ID_ATTRIBUTE))
     echo = (("id", order_text),)
     order_id = parse_order_id(order_text)
     if order_id is None:
@@ -381,8 +416,21 @@ def _read_order_reference(
 # -- grammar checks and their errors -----------------------------------------
 
 
+def _attribute_refusal(element: etree._Element, expected: tuple[str, ...]) -> ErrorCode:
+    """Why a child's attributes, known to differ from ``expected``, are wrong:
+    the first one missing, else one that is not in the grammar."""
+    missing = next((name for name in expected if element.get(name) is None), None)
+    return ErrorCode.UNEXPECTED_ATTRIBUTE if missing is None else _MISSING_ATTRIBUTE[missing]
+
+
+def _present(element: etree._Element, names: tuple[str, ...]) -> Attrs:
+    """The attributes among ``names`` that ``element`` has, in that order, as sent:
+    the echo of a child refused for its attributes."""
+    return tuple((name, value) for name in names if (value := element.get(name)) is not None)
+
+
 def _attributes_error(element: etree._Element, expected: tuple[str, ...]) -> RequestError:
-    """Why ``element``'s attributes, known to differ from ``expected``, are wrong."""
+    """Why a root element's attributes, known to differ from ``expected``, are wrong."""
     tag = _quote(element.tag)
     for name in expected:
         if element.get(name) is None:
