@@ -19,7 +19,7 @@ from collections import OrderedDict
 from decimal import Decimal
 
 from bourse.core.money import ZERO
-from bourse.core.results import Execution, OrderState
+from bourse.core.results import Execution, FillHistory, OrderState
 
 
 class Order:
@@ -69,7 +69,7 @@ class Order:
             self.open_shares,
             self.canceled_shares,
             self.canceled_at,
-            tuple(self.executions),
+            FillHistory(self.executions),
         )
 
 

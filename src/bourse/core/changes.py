@@ -113,3 +113,14 @@ class Journal:
     orders: set[int] = field(default_factory=set)
     executions: list[ExecutionRow] = field(default_factory=list)
     deposits: list[DepositRow] = field(default_factory=list)
+
+    def row_count(self) -> int:
+        """Rows the changes noted so far will write (as ``ChangeSet.row_count``)."""
+        return (
+            len(self.symbols)
+            + len(self.accounts)
+            + len(self.positions)
+            + len(self.orders)
+            + len(self.executions)
+            + len(self.deposits)
+        )

@@ -60,9 +60,13 @@ from bourse.core.results import (
 class Engine:
     """All accounts, books and orders, changed only through ``apply``."""
 
-    def __init__(self, max_open_orders: int | None = None) -> None:
+    def __init__(
+        self, max_open_orders: int | None = None, max_reply_fills: int | None = None
+    ) -> None:
         #: Open orders one account may have at once (None: no cap).
         self.max_open_orders = max_open_orders
+        #: Fills one request's queries and cancels may report (None: no cap).
+        self.max_reply_fills = max_reply_fills
         self.journal = Journal()
         self.ledger = Ledger(self.journal)
         self.books: dict[str, Book] = {}
@@ -82,8 +86,7 @@ class Engine:
                 return [Error(ErrorCode.ACCOUNT_NOT_FOUND, c.echo) for c in commands]
             if len(commands) == 1:  # the usual request: a comprehension costs more
                 return [self._transact(account, commands[0], now)]
-            transact = self._transact
-            return [transact(account, command, now) for command in commands]
+            return self._transact_within_budget(account, commands, now)
         return [self._create(command, now) for command in request.commands]
 
     def take_changes(self) -> ChangeSet:
@@ -155,6 +158,44 @@ class Engine:
         if isinstance(command, CancelOrder):
             return self._cancel(account, command, now)
         return Error(command.code, command.echo)
+
+    def _transact_within_budget(
+        self, account: Account, commands: tuple[TransactionCommand, ...], now: int
+    ) -> list[Result]:
+        """Several commands of one request, reporting at most
+        ``max_reply_fills`` fills in all.
+
+        A query or cancel that would take the request past the budget gets
+        an error in its place (a cancel is then not carried out), unless it
+        is the first to report any fills: every order can always be queried
+        and canceled, alone or first in its request, and what one request
+        makes the server render is bounded by the budget plus one order's
+        history (which the engine already holds).
+        """
+        transact = self._transact
+        budget = self.max_reply_fills
+        if budget is None:
+            return [transact(account, command, now) for command in commands]
+        results: list[Result] = []
+        reported = 0
+        for command in commands:
+            if type(command) is not PlaceOrder:
+                fills = self._fills_to_report(account, command)
+                if reported and reported + fills > budget:
+                    results.append(Error(ErrorCode.REPLY_TOO_LARGE, command.echo))
+                    continue
+                reported += fills
+            results.append(transact(account, command, now))
+        return results
+
+    def _fills_to_report(self, account: Account, command: TransactionCommand) -> int:
+        """How many ``<executed>`` the reply to ``command`` will hold."""
+        if not isinstance(command, QueryOrder | CancelOrder):
+            return 0
+        order = self._own_order(account, command.order_id)
+        if order is None or (isinstance(command, CancelOrder) and not order.open_shares):
+            return 0
+        return len(order.executions)
 
     def _place(self, account: Account, command: PlaceOrder, now: int) -> Result:
         book = self.books.get(command.symbol)

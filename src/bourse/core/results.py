@@ -9,8 +9,11 @@ costs three times as much on the engine's hot path.)
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
+from typing import overload
 
 from bourse.core.commands import Attrs
 from bourse.core.errors import ErrorCode
@@ -50,6 +53,47 @@ class Execution:
     time: int
 
 
+class FillHistory(Sequence[Execution]):
+    """The first ``count`` fills of an order, oldest first.
+
+    An order's fill list only ever grows, so its first ``count`` entries
+    never change: holding the list and a count is a snapshot that costs the
+    same for an order with a million fills as for one with none, where a
+    copy would cost a pointer per fill for every query waiting on its batch.
+    """
+
+    __slots__ = ("_count", "_fills")
+
+    def __init__(self, fills: list[Execution], count: int | None = None) -> None:
+        self._fills = fills
+        self._count = len(fills) if count is None else count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Execution: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Execution]: ...
+
+    def __getitem__(self, index: int | slice) -> Execution | Sequence[Execution]:
+        return self._fills[: self._count][index]
+
+    def __iter__(self) -> Iterator[Execution]:
+        return islice(self._fills, self._count)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FillHistory({list(self)!r})"
+
+
 @dataclass(slots=True)
 class OrderState:
     """An order's history at one moment: what is open, what was canceled and
@@ -59,7 +103,7 @@ class OrderState:
     open_shares: Decimal
     canceled_shares: Decimal
     canceled_at: int | None
-    executions: tuple[Execution, ...]
+    executions: Sequence[Execution]
 
 
 @dataclass(slots=True)

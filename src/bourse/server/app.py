@@ -172,6 +172,8 @@ async def _serve(config: ServerConfig, database: Database) -> int:
                 else None
             ),
             max_open_orders=config.max_open_orders or None,
+            max_reply_fills=config.max_reply_fills or None,
+            max_batch_rows=config.max_batch_rows,
         )
         await service.start()
         return await ExchangeServer(config, service).serve()

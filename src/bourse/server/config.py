@@ -83,6 +83,13 @@ class ServerConfig:
     account_burst: float = 100.0
     #: Open orders one account may have at once (0: no cap).
     max_open_orders: int = 0
+    #: ``<executed>`` fills one request's queries and cancels may report in
+    #: all; past it a query or cancel gets an error in its place, unless it
+    #: is the first in its request to report any (0: no cap).
+    max_reply_fills: int = 10_000
+    #: Rows one batch may write: a batch is closed after the request that
+    #: reaches this, so a commit's duration stays bounded under any burst.
+    max_batch_rows: int = 50_000
     #: A second listener where ``<create>`` is accepted (None: none; 0
     #: picks a free port). With it, the public port refuses ``<create>``
     #: unless the client's network is in ``create_networks``.

@@ -77,6 +77,14 @@ class EngineLink(MessageStream):
         if not waiting:
             self._drained.set()
 
+    def undeliverable(self, item: Any) -> Any | None:
+        """A request too large for the link is refused here, unsent."""
+        token, _ = item
+        self._waiting.pop(token).refuse(ErrorCode.REQUEST_TOO_LARGE)
+        if not self._waiting:
+            self._drained.set()
+        return None
+
     def link_lost(self) -> None:
         waiting, self._waiting = self._waiting, {}
         for reply in waiting.values():

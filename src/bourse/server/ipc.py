@@ -9,6 +9,12 @@ safe here; it carries the core's slotted dataclasses (commands, results,
 error codes) with no schema to keep in step, and measures at about 3 µs to
 pickle and 1.4 µs to unpickle one single-order request (docs/architecture.md).
 
+One frame holds at most ``MAX_FRAME`` bytes (the 4-byte length could not
+say more than 4 GiB, and one huge frame would hold every reply behind it in
+memory at once): a turn's items that pickle larger are split over several
+frames, in order. A single item larger than that on its own is handed to
+``undeliverable``, which says what to send instead.
+
 Gateway to engine, items are ``(token, Request)``, and first of all
 ``READY`` once the gateway accepts connections and its counters every
 second (``STATS``); engine to gateway,
@@ -26,6 +32,9 @@ from typing import Any, cast
 
 HEADER = struct.Struct("!I")
 
+#: Largest frame written, in bytes of pickle.
+MAX_FRAME = 64 << 20
+
 #: A gateway's first item: it is accepting connections (tokens start at 1).
 READY = (0, None)
 
@@ -36,7 +45,8 @@ STATS = -1
 class MessageStream(asyncio.Protocol, abc.ABC):
     """One end of a gateway link: batched frames out, whole frames in."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+        self._max_frame = max_frame
         self._transport: asyncio.Transport | None = None
         self._outgoing: list[Any] = []
         self._received = bytearray()
@@ -79,15 +89,32 @@ class MessageStream(asyncio.Protocol, abc.ABC):
 
     def _flush(self) -> None:
         items, self._outgoing = self._outgoing, []
-        if items and self._transport is not None and not self._transport.is_closing():
-            payload = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
-            self._transport.write(HEADER.pack(len(payload)) + payload)
+        transport = self._transport
+        if items and transport is not None and not transport.is_closing():
+            for payload in self._frames(items):
+                transport.write(HEADER.pack(len(payload)) + payload)
+
+    def _frames(self, items: list[Any]) -> list[bytes]:
+        """``items`` pickled into frames of at most ``max_frame`` bytes, in order."""
+        payload = pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+        if len(payload) <= self._max_frame:
+            return [payload]
+        if len(items) > 1:
+            half = len(items) // 2
+            return self._frames(items[:half]) + self._frames(items[half:])
+        replacement = self.undeliverable(items[0])
+        return [] if replacement is None else self._frames([replacement])
 
     # for subclasses
 
     @abc.abstractmethod
     def items_received(self, items: list[Any]) -> None:
         """Handle the items of one frame, in order."""
+
+    @abc.abstractmethod
+    def undeliverable(self, item: Any) -> Any | None:
+        """What to send instead of ``item``, which alone pickles larger
+        than a frame may be (None: nothing)."""
 
     @abc.abstractmethod
     def link_lost(self) -> None:

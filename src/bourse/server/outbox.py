@@ -30,17 +30,28 @@ class _Ending(enum.Enum):
 class Reply:
     """One request's answer, pending until settled."""
 
-    __slots__ = ("_outbox", "data", "ending")
+    __slots__ = ("_outbox", "data", "ending", "results")
 
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
         self.data: bytes | None = None
+        self.results: Sequence[Result] | None = None
         self.ending = _Ending.NONE
 
     @property
     def is_settled(self) -> bool:
         """True once the reply may leave (or the connection must close)."""
-        return self.data is not None or self.ending is _Ending.DROP
+        return self.data is not None or self.results is not None or self.ending is _Ending.DROP
+
+    def rendered(self) -> bytes:
+        """The bytes to send: results are rendered only now, when they are
+        about to leave, so replies waiting behind an earlier one hold their
+        compact results rather than their XML."""
+        if self.data is None:
+            assert self.results is not None
+            self.data = render_results(self.results)
+            self.results = None
+        return self.data
 
     def send(self, data: bytes) -> None:
         """Settle with ``data`` to send."""
@@ -61,7 +72,8 @@ class Reply:
 
     def release(self, results: Sequence[Result]) -> None:
         """Settle with the results of a committed request."""
-        self.send(render_results(results))
+        self.results = results
+        self._outbox.flush()
 
     def refuse(self, code: ErrorCode) -> None:
         """Settle with an error: the request had no effect."""
@@ -112,9 +124,9 @@ class Outbox:
                 pending.clear()
                 self._abort()
                 return
-            assert reply.data is not None
-            if reply.data:
-                self._write(reply.data)
+            data = reply.rendered()
+            if data:
+                self._write(data)
             if reply.ending is _Ending.CLOSE:
                 pending.clear()
                 self._close()

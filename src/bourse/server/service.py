@@ -6,6 +6,13 @@ the batch (its replies and the engine's changes, in one synchronous step),
 writes it to PostgreSQL in one transaction, and only then releases its
 replies; while one batch commits, the next one fills (group commit).
 
+A batch is closed as soon as the request that makes it reach
+``max_batch_rows`` changed rows has been applied, and closed batches wait
+their turn in order: however large the burst, each commit writes a bounded
+number of rows, so its duration stays bounded and a healthy commit is not
+mistaken for a lost database. (A single request may write more than the
+bound on its own; its batch is given proportionally more time.)
+
 When a commit fails the exchange stops acknowledging at once. Replies of
 the failed batch and of the batch filling behind it become errors when
 COMMIT was never sent, and the connections of the failed batch are dropped
@@ -17,12 +24,16 @@ request is answered with a prompt error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from bourse.core.changes import ChangeSet
 from bourse.core.commands import Request, TransactionsRequest
 from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
@@ -55,9 +66,10 @@ class Pending(Protocol):
 @dataclass(slots=True)
 class _Batch:
     """Requests waiting for the commit of the changes they made, with the
-    results to release then."""
+    results to release then; ``changes`` is cut when the batch is closed."""
 
     replies: list[tuple[Pending, list[Result]]] = field(default_factory=list)
+    changes: ChangeSet | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +104,40 @@ class BatchStats:
         return line
 
 
+#: Seconds between two checks of a commit's deadline.
+DEADLINE_TICK = 0.1
+
+
+async def within_listening_time(work: Coroutine[Any, Any, None], seconds: float) -> None:
+    """Run ``work``; cancel it and raise ``TimeoutError`` once it has taken
+    ``seconds`` of time in which this process could have heard its answer.
+
+    Applying a large request holds the event loop for as long as it takes,
+    and an answer that arrives meanwhile is read only afterwards: that time
+    is the server's own, not the database's, so it does not count. The
+    deadline is checked every ``DEADLINE_TICK`` and a check that comes late
+    is credited only the tick, so work that never answers is still cancelled
+    however busy the loop is.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    waited = 0.0
+    try:
+        while waited < seconds:
+            started = loop.time()
+            await asyncio.wait({task}, timeout=DEADLINE_TICK)
+            if task.done():
+                task.result()
+                return
+            waited += min(loop.time() - started, DEADLINE_TICK)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    raise TimeoutError
+
+
 class _CommitError(Exception):
     """A batch did not commit for sure. ``in_doubt`` names the server session
     whose COMMIT was sent without an answer (None: nothing was committed)."""
@@ -112,6 +158,8 @@ class ExchangeService:
         recovery_timeout: float = 300.0,
         account_limits: AccountLimits | None = None,
         max_open_orders: int | None = None,
+        max_reply_fills: int | None = None,
+        max_batch_rows: int = 50_000,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -121,11 +169,14 @@ class ExchangeService:
         self._commit_timeout = commit_timeout
         self._account_limits = account_limits
         self._max_open_orders = max_open_orders
+        self._max_reply_fills = max_reply_fills
+        self._max_batch_rows = max_batch_rows
         self._recovery_timeout = recovery_timeout
         self._clock = clock
         self._engine: Engine | None = None
         self._batch_id = 0
         self._filling = _Batch()
+        self._closed: deque[_Batch] = deque()
         self.metrics.filling = lambda: len(self._filling.replies)
         self._work = asyncio.Event()
         self._idle = asyncio.Event()
@@ -157,8 +208,16 @@ class ExchangeService:
         results = engine.apply(request, int(self._clock()))
         self._count(results)
         self._filling.replies.append((pending, results))
+        if engine.journal.row_count() >= self._max_batch_rows:
+            self._close_filling_batch(engine)
         self._idle.clear()
         self._work.set()
+
+    def _close_filling_batch(self, engine: Engine) -> None:
+        """Cut the filling batch's changes; it waits its turn to commit."""
+        batch, self._filling = self._filling, _Batch()
+        batch.changes = engine.take_changes()
+        self._closed.append(batch)
 
     def _refuse(self, pending: Pending, code: ErrorCode) -> None:
         counters = self._counters
@@ -187,14 +246,18 @@ class ExchangeService:
         while True:
             await self._work.wait()
             self._work.clear()
-            if self._engine is None or not self._filling.replies:
-                continue
             try:
-                await self._commit_next_batch(self._engine)
+                while self._engine is not None and self._has_work:
+                    await self._commit_next_batch(self._engine)
             except _CommitError as failure:
                 await self._recover_from(failure)
-            if not self._filling.replies:
+            if not self._has_work:
                 self._idle.set()
+
+    @property
+    def _has_work(self) -> bool:
+        """True while applied requests wait for a commit."""
+        return bool(self._closed or self._filling.replies)
 
     def halt(self) -> None:
         """Stop for good after a bug: nothing applied since the last cut is
@@ -206,16 +269,19 @@ class ExchangeService:
         await self._idle.wait()
 
     async def _commit_next_batch(self, engine: Engine) -> None:
-        batch, self._filling = self._filling, _Batch()
-        changes = engine.take_changes()
+        if not self._closed:
+            self._close_filling_batch(engine)
+        batch = self._closed.popleft()
+        changes = batch.changes
+        assert changes is not None
         if not changes.is_empty():
             self._batch_id += 1
             in_doubt: list[int] = []
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(
+                await within_listening_time(
                     self._store.write(self._batch_id, len(batch.replies), changes, in_doubt.append),
-                    self._commit_timeout,
+                    self._commit_deadline(changes),
                 )
             except Exception as exc:
                 log.error("batch %d failed to commit: %r", self._batch_id, exc)
@@ -229,6 +295,11 @@ class ExchangeService:
         for pending, results in batch.replies:
             pending.release(results)
 
+    def _commit_deadline(self, changes: ChangeSet) -> float:
+        """Seconds ``changes`` may take to commit: the commit timeout, times
+        how many full batches a request larger than a batch wrote alone."""
+        return self._commit_timeout * max(1, math.ceil(changes.row_count() / self._max_batch_rows))
+
     def _abandon(self, batch: _Batch, *, outcome_known: bool) -> None:
         """Stop acknowledging: settle every uncommitted reply without success."""
         self._engine = None
@@ -237,35 +308,46 @@ class ExchangeService:
                 self._refuse(pending, ErrorCode.UNAVAILABLE)
             else:
                 pending.drop()
-        behind, self._filling = self._filling, _Batch()
-        for pending, _ in behind.replies:
-            self._refuse(pending, ErrorCode.UNAVAILABLE)
+        behind = [*self._closed, self._filling]
+        self._closed.clear()
+        self._filling = _Batch()
+        for waiting in behind:
+            for pending, _ in waiting.replies:
+                self._refuse(pending, ErrorCode.UNAVAILABLE)
 
     async def _recover_from(self, failure: _CommitError) -> None:
+        """Rebuild from the database, attempt after attempt, until it works.
+
+        Each step (forget the connections, revive the embedded server,
+        settle the session in doubt, load) has ``recovery_timeout`` seconds:
+        a step that hangs is cancelled and the attempt made again, never
+        awaited for ever. Meanwhile every request gets a prompt error.
+        """
         log.warning(
             "exchange unavailable (%s); rebuilding from the database",
             "outcome known" if failure.in_doubt is None else "outcome in doubt",
         )
-        await self._store.reset_connections()
+        timeout = self._recovery_timeout
         while True:
             try:
-                await self._store.revive()
+                await asyncio.wait_for(self._store.reset_connections(), timeout)
+                await asyncio.wait_for(self._store.revive(), timeout)
                 if failure.in_doubt is not None:
-                    await asyncio.wait_for(
-                        self._store.settle(failure.in_doubt), self._recovery_timeout
-                    )
-                await asyncio.wait_for(self._load(), self._recovery_timeout)
+                    await asyncio.wait_for(self._store.settle(failure.in_doubt), timeout)
+                await asyncio.wait_for(self._load(), timeout)
+            except TimeoutError:
+                log.warning("a recovery step timed out; trying again")
             except Exception as exc:
                 log.warning("database not reachable yet: %r", exc)
-                await self._store.reset_connections()
-                await asyncio.sleep(RETRY_INTERVAL)
             else:
                 log.info("exchange rebuilt from the database; serving again")
                 return
+            await asyncio.sleep(RETRY_INTERVAL)
 
     async def _load(self) -> None:
         engine, last_batch_id = await self._store.load_engine()
         engine.max_open_orders = self._max_open_orders
+        engine.max_reply_fills = self._max_reply_fills
         self._batch_id = last_batch_id
         tune_garbage_collector()
         self._engine = engine

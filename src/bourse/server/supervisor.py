@@ -8,12 +8,22 @@ outcomes go back under the gateway's tokens once their batch has committed
 (the engine never parses or renders XML). A gateway that dies is started
 again (its clients' connections died with it); stopping sends SIGTERM to
 every gateway and waits for them to finish what they owe.
+
+Gateways are watched without holding a thread: each one's pidfd
+(``os.pidfd_open``, Linux 5.3+) becomes readable when it exits, and the
+event loop reaps it then (``add_reader``). Waiting in a thread per gateway
+(``asyncio.to_thread(process.wait)``) pinned the default executor, which
+has ``min(32, cores + 4)`` threads: with that many gateways, anything else
+the engine runs in that pool (and some gateways' own watches) waited for
+ever. A SIGCHLD handler is not an option under uvloop, which refuses one
+(libuv owns that signal); asyncio's subprocesses hold no thread under
+uvloop but do under the standard loop on Python 3.11 (its default child
+watcher waits in a thread per child). A pidfd works the same on both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -60,6 +70,34 @@ class RemoteReply:
         self._link.send((self._token, None))
 
 
+class GatewayProcess:
+    """A gateway's process and its exit status to come, watched by the
+    event loop through a pidfd rather than by a waiting thread."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        self._loop = asyncio.get_running_loop()
+        self._pidfd = os.pidfd_open(process.pid)
+        #: The exit status, set once the process has exited and been reaped.
+        self.exited: asyncio.Future[int] = self._loop.create_future()
+        self._loop.add_reader(self._pidfd, self._reap)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the process unless it has been reaped (until then its pid
+        cannot name another process)."""
+        if not self.exited.done():
+            os.kill(self._process.pid, signum)
+
+    def _reap(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self.exited.set_result(self._process.wait())  # it has exited: returns at once
+
+
 class GatewayLink(MessageStream):
     """The engine's end of one gateway's link."""
 
@@ -86,6 +124,17 @@ class GatewayLink(MessageStream):
         except Exception as exc:  # a bug: the exchange state can no longer be trusted
             log.exception("request failed unexpectedly; stopping the server")
             self._on_failure(exc)
+
+    def undeliverable(self, item: Any) -> Any | None:
+        """An outcome too large for the link: its effects are committed but
+        cannot reach the client, so the client is told nothing (dropped),
+        as when an outcome is unknown."""
+        token, _ = item
+        log.error(
+            "the reply to a request of gateway %d is too large to send; dropping its client",
+            self._index,
+        )
+        return (token, None)
 
     def link_lost(self) -> None:
         """The supervisor sees the process exit; keep its counters, stop
@@ -134,7 +183,7 @@ class Gateways:
         )
         self._service = service
         self._on_failure = on_failure
-        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._processes: dict[int, GatewayProcess] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -157,21 +206,21 @@ class Gateways:
         shared = self._bound.fileno() if self._config.accept == "shared" else None
         command = gateway_command(self._gateway_config, index, theirs.fileno(), shared)
         inherited = (theirs.fileno(),) if shared is None else (theirs.fileno(), shared)
-        process = subprocess.Popen(command, pass_fds=inherited)
+        process = GatewayProcess(subprocess.Popen(command, pass_fds=inherited))
         theirs.close()
-        loop = asyncio.get_running_loop()
-        _, link = await loop.create_unix_connection(
-            lambda: GatewayLink(index, self._service, self._on_failure), sock=ours
-        )
         self._processes[index] = process
         log.info("gateway %d started (pid %d)", index, process.pid)
         watcher = asyncio.create_task(self._watch(index, process, time.monotonic()))
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
+        loop = asyncio.get_running_loop()
+        _, link = await loop.create_unix_connection(
+            lambda: GatewayLink(index, self._service, self._on_failure), sock=ours
+        )
         return link
 
-    async def _watch(self, index: int, process: subprocess.Popen[bytes], started: float) -> None:
-        status = await asyncio.to_thread(process.wait)
+    async def _watch(self, index: int, process: GatewayProcess, started: float) -> None:
+        status = await asyncio.shield(process.exited)
         if self._stopping:
             return
         log.warning(
@@ -189,16 +238,13 @@ class Gateways:
         """SIGTERM every gateway and wait until they exit (SIGKILL after
         ``timeout``): they finish what they owe while the engine still runs."""
         self._stopping = True
-        for process in self._processes.values():
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-        waits = [asyncio.to_thread(process.wait) for process in self._processes.values()]
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
-        except TimeoutError:
-            for process in self._processes.values():
-                if process.poll() is None:
+        processes = list(self._processes.values())
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        _, running = await asyncio.wait([p.exited for p in processes], timeout=timeout)
+        if running:
+            for process in processes:
+                if not process.exited.done():
                     log.warning("gateway pid %d did not stop; killing it", process.pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(process.pid, signal.SIGKILL)
-            await asyncio.gather(*(asyncio.to_thread(p.wait) for p in self._processes.values()))
+                    process.send_signal(signal.SIGKILL)
+            await asyncio.wait(running)

@@ -2,12 +2,20 @@
 
 One object bundles the database engine, the migrations, the batch writer
 and the recovery loader, so the server never touches SQLAlchemy.
+
+Reviving the embedded PostgreSQL blocks (it runs ``pg_ctl``), so it runs on
+a thread of its own: in the default executor it could wait for ever behind
+work that holds those threads, which is the moment the exchange most needs
+it. An attempt its caller gave up waiting for is awaited again, not queued
+behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from bourse.core.changes import ChangeSet
 from bourse.core.engine import Engine
@@ -21,7 +29,7 @@ from bourse.store.writer import BatchWriter
 class Store:
     """PostgreSQL at ``url``: write batches, load the exchange back.
 
-    ``revive``, when given, is called (in a worker thread) before each
+    ``revive``, when given, is called (on a thread of its own) before each
     attempt to reach the database during recovery: the embedded server
     passes its own restart there.
     """
@@ -30,11 +38,19 @@ class Store:
         self._database = open_database(url)
         self._writer = BatchWriter(self._database)
         self._revive = revive
+        self._reviver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bourse-revive")
+        self._reviving: asyncio.Future[object] | None = None
 
     async def revive(self) -> None:
-        """Bring the database back if this store knows how."""
-        if self._revive is not None:
-            await asyncio.to_thread(self._revive)
+        """Bring the database back if this store knows how. Cancelling the
+        wait (a deadline) leaves the attempt running; the next call waits
+        for that same attempt."""
+        if self._revive is None:
+            return
+        if self._reviving is None or self._reviving.done():
+            loop = asyncio.get_running_loop()
+            self._reviving = loop.run_in_executor(self._reviver, self._revive)
+        await asyncio.shield(self._reviving)
 
     async def migrate(self) -> None:
         """Bring the schema up to date."""
@@ -83,6 +99,11 @@ class Store:
         await self._database.dispose(close=False)
 
     async def close(self) -> None:
-        """Close every connection."""
+        """Close every connection, once a revive still running has ended
+        (the embedded server is stopped next, and not from two threads)."""
+        if self._reviving is not None:
+            with contextlib.suppress(Exception):
+                await self._reviving
+        self._reviver.shutdown()
         await self._writer.close()
         await self._database.dispose()
