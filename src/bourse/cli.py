@@ -168,6 +168,21 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(
         parser,
+        "max-reply-fills",
+        defaults.max_reply_fills,
+        "fills one request's queries and cancels may report in all (the first to report "
+        "any is always answered in full), 0 for no cap",
+        _count,
+    )
+    _add(
+        parser,
+        "max-batch-rows",
+        defaults.max_batch_rows,
+        "rows one batch may write before it is closed (bounds a commit's duration)",
+        _positive,
+    )
+    _add(
+        parser,
         "listen-backlog",
         defaults.listen_backlog,
         "connections the kernel queues before they are accepted",
@@ -273,14 +288,31 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    """A positive integer."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive count: {text}")
+    return value
+
+
 def _count_list(text: str) -> list[int]:
     """``0,1,2`` as a list of non-negative integers."""
     return [_count(part) for part in text.split(",")]
 
 
 def _health_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="server address (%(default)s)")
-    _add(parser, "port", ServerConfig().port, "server port", int)
+    """The options and ``BOURSE_*`` variables of ``serve``, which say where
+    the server listens and how to speak to it, and the probe's own."""
+    _serve_arguments(parser)
+    _add(
+        parser,
+        "health-cert",
+        None,
+        "client certificate (PEM) the probe presents when the public port requires one",
+        Path,
+    )
+    _add(parser, "health-key", None, "its private key (PEM)", Path)
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds to wait for the answer (%(default)s)"
     )
@@ -465,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser(
             "health",
             help="exit 0 if a server answers an empty <create> without an error",
+            description="Probe the server that serve's options and BOURSE_* variables "
+            "describe: an empty <create> on its public port (over TLS if it has a "
+            "certificate), or, when that port requires a client certificate the probe "
+            "lacks, its admin listener or its metrics /healthz. Exit 0 if healthy.",
         )
     )
     database = commands.add_parser("db", help="database maintenance")
@@ -477,8 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from bourse.server.app import configuration_problem, run  # noqa: PLC0415 - keeps `--help` fast
 
-    given = {spec.name: getattr(args, spec.name, None) for spec in fields(ServerConfig)}
-    config = ServerConfig(**{name: value for name, value in given.items() if value is not None})
+    config = _server_config(args)
     problem = configuration_problem(config)
     if problem is not None:
         print(f"bourse serve: {problem}", file=sys.stderr)
@@ -489,12 +524,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _health(args: argparse.Namespace) -> int:
     from bourse.health import probe  # noqa: PLC0415
 
-    problem = probe(args.host, args.port, args.timeout)
-    if problem is None:
-        print(f"healthy: {args.host}:{args.port}")
+    outcome = probe(
+        _server_config(args), args.timeout, certificate=args.health_cert, key=args.health_key
+    )
+    if outcome.healthy:
+        print(f"healthy: {outcome.detail}")
         return 0
-    print(f"unhealthy: {problem}", file=sys.stderr)
+    print(f"unhealthy: {outcome.detail}", file=sys.stderr)
     return 1
+
+
+def _server_config(args: argparse.Namespace) -> ServerConfig:
+    """The configuration that ``serve``'s options in ``args`` describe."""
+    given = {spec.name: getattr(args, spec.name, None) for spec in fields(ServerConfig)}
+    return ServerConfig(**{name: value for name, value in given.items() if value is not None})
 
 
 def _upgrade(args: argparse.Namespace) -> int:

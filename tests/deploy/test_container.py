@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 from dockerfile_parse import DockerfileParser
 from sqlalchemy import make_url
@@ -286,3 +287,37 @@ def test_container_command_serves_with_the_compose_environment(
         query = exchange(server, b'<transactions id="1"><query id="2"/></transactions>')
         assert b'<executed shares="4" price="7"' in query, query
         assert server.stop() == 0
+
+
+def secure_environment(env: dict[str, str], directory: Path) -> dict[str, str]:
+    """``env`` plus what docs/security.md recommends for a public venue, set
+    the container's way: an admin listener, account tokens, TLS requiring
+    client certificates."""
+    authority = trustme.CA()
+    files = {name: directory / f"{name}.pem" for name in ("cert", "key", "ca")}
+    certificate = authority.issue_cert("exchange.example")
+    certificate.cert_chain_pems[0].write_to_path(str(files["cert"]))
+    certificate.private_key_pem.write_to_path(str(files["key"]))
+    authority.cert_pem.write_to_path(str(files["ca"]))
+    tokens = directory / "tokens"
+    tokens.write_text("1 " + "0" * 64 + "\n")
+    return {
+        **env,
+        "BOURSE_ADMIN_PORT": str(free_port()),
+        "BOURSE_ACCOUNT_TOKENS": str(tokens),
+        "BOURSE_TLS_CERT": str(files["cert"]),
+        "BOURSE_TLS_KEY": str(files["key"]),
+        "BOURSE_TLS_CLIENT_CA": str(files["ca"]),
+    }
+
+
+def test_the_healthcheck_passes_with_access_control_and_tls_on(
+    external_database: str, tmp_path: Path
+) -> None:
+    env = container_environment(external_database, free_port(), tmp_path / "unused-data")
+    env = secure_environment(env, tmp_path)
+    with running_command(container_command(), env) as server:
+        healthy = run_healthcheck(env)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert server.stop() == 0, "".join(server.log)
+    assert run_healthcheck(env).returncode == 1

@@ -39,7 +39,7 @@ request is closed, never left for the 30-second body timeout. Every stream
 is sent on a connection of its own to the module's one ``server``.
 
 Afterwards the exchange must be intact: the server still answers a known
-request correctly, logged no traceback, DESIGN.md §3's invariants hold in
+request correctly, logged no traceback, the exchange's invariants hold in
 SQL (``Store.audit``, plus no crossed book), and a sentinel planted first —
 an account id and a symbol that no fuzz input spells — still has exactly
 its cash, its shares and its two resting orders, untouched.
@@ -305,7 +305,7 @@ def stored_audit(url: str) -> list[str]:
 
 
 def assert_exchange_intact(server: ServerProcess, sentinel: Sentinel) -> None:
-    """Serving, no traceback, DESIGN §3 in SQL, the sentinel exactly as planted."""
+    """Serving, no traceback, the invariants in SQL, the sentinel exactly as planted."""
     assert_still_serving(server, sentinel)
     assert not any("Traceback" in line for line in server.log), "".join(server.log)
     assert stored_audit(sentinel.database_url) == []
@@ -649,7 +649,7 @@ hostile_symbols = st.one_of(
     st.sampled_from(SYMBOLS), st.sampled_from(["Z", "a-b", "A B", "Ä", "A" * 33]), xml_text
 )
 
-#: The forms PROTOCOL.md and DESIGN.md §1 allow; anything else must be refused.
+#: The forms the protocol allows (docs/protocol.md); anything else must be refused.
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _SYMBOL = re.compile(r"[A-Za-z0-9]+")
 _DIGITS = re.compile(r"[0-9]+")

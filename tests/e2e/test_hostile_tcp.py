@@ -52,7 +52,7 @@ from tests.e2e.harness import (
     running_server,
 )
 
-#: The default ``--max-request-size`` (DESIGN.md §1: 16 MiB).
+#: The default ``--max-request-size`` (16 MiB).
 LIMIT = 16 * 1024 * 1024
 #: Created by every attack document that would change the exchange if obeyed.
 CANARY = "66600666"

@@ -16,7 +16,7 @@ from bourse.core.money import MONEY, ZERO
 
 
 def audit(engine: Engine) -> list[str]:
-    """Every invariant of DESIGN.md §3 that ``engine`` breaks, as text."""
+    """Every invariant of the exchange that ``engine`` breaks, as text."""
     return [
         *_cash_conserved(engine),
         *_shares_conserved(engine),

@@ -6,7 +6,7 @@ whole, byte by byte and fuzzed, with no network at all.
 
 Why three framings: the spec's length line (``123\\n`` then the XML), plus the
 4-byte little-endian binary length and the bare XML that existing clients
-send (DESIGN.md §1). The framing is detected afresh for every request, so one
+send. The framing is detected afresh for every request, so one
 connection may mix them. The three overlap (a binary length can look like
 digits and a newline, or start with ``<`` or whitespace), so every decision
 waits until the bytes already received make it definitive: the events never

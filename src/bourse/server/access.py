@@ -6,7 +6,9 @@ port, on localhost by default) and/or to an allow-list of client
 networks. ``<transactions>`` can require a per-account token (the
 ``token`` attribute), so that knowing an account number is not enough:
 the server keeps only SHA-256 digests of the tokens and compares digests
-in constant time.
+in constant time. An empty ``<create/>`` creates nothing, so it is
+accepted from anyone: it is how ``bourse health`` checks the exchange end
+to end without create rights.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def token_digest(token: str) -> bytes:
@@ -74,8 +77,8 @@ class AccessPolicy:
             return True
         if peer is None:
             return False
-        address = ipaddress.ip_address(peer)
-        return any(address in network for network in self.create_networks)
+        addresses = _address_forms(ipaddress.ip_address(peer))
+        return any(address in network for address in addresses for network in self.create_networks)
 
     def may_transact(self, account_id: str, token: str | None) -> bool:
         """Does ``token`` open ``account_id``? Always, when no tokens are asked."""
@@ -84,3 +87,12 @@ class AccessPolicy:
             return True
         expected = digests.get(account_id)
         return expected is not None and hmac.compare_digest(token_digest(token or ""), expected)
+
+
+def _address_forms(address: Address) -> tuple[Address, ...]:
+    """``address``, and the IPv4 address it stands for when it is IPv4-mapped:
+    a socket listening on ``::`` sees IPv4 clients as ``::ffff:10.1.2.3``,
+    which ``10.0.0.0/8`` must match (and ``::ffff:10.0.0.0/104`` still does)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return (address, address.ipv4_mapped)
+    return (address,)

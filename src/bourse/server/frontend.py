@@ -5,13 +5,15 @@ accepts connections on its own listening socket or on one inherited from
 the engine process, hands each parsed request to ``submit``, and on
 shutdown stops accepting, lets requests being received finish within the
 grace period, waits for owed replies (``drain``), then closes what is left.
+The listener itself speaks plain TCP: each connection does its own TLS, so
+that it counts toward the connection cap from its accept
+(``connection.py`` says why).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -21,8 +23,6 @@ from bourse.server.config import ServerConfig
 from bourse.server.connection import ExchangeConnection, Submit
 from bourse.server.metrics import FrontendCounters
 from bourse.server.registry import ConnectionRegistry
-
-log = logging.getLogger(__name__)
 
 
 def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
@@ -59,16 +59,19 @@ class Frontend:
             create_networks=config.create_networks,
             token_file=config.account_tokens,
         )
-        self.connections: ConnectionRegistry[ExchangeConnection] = ConnectionRegistry()
+        self.connections: ConnectionRegistry[ExchangeConnection] = ConnectionRegistry(
+            config.max_connections
+        )
+        self._tls = None if admin else tls_context(config)
         self._submit = submit
         self._on_failure = on_failure
         self._server: asyncio.Server | None = None
         self.failed = False
 
     def _new_connection(self) -> ExchangeConnection:
+        """A connection just accepted; it joins ``connections`` (making room
+        at the cap) as soon as it has its socket."""
         self.counters.accepted += 1
-        if len(self.connections) >= self.config.max_connections:
-            self._evict_longest_idle()
         return ExchangeConnection(
             self._submit,
             self.config,
@@ -77,20 +80,8 @@ class Frontend:
             self._fail,
             admin=self.admin,
             counters=self.counters,
+            tls=self._tls,
         )
-
-    def _evict_longest_idle(self) -> None:
-        """Make room: close the connection idle longest, preferring one
-        that owes nothing (``registry.ConnectionRegistry``)."""
-        victim = self.connections.eviction_candidate()
-        if victim is None:
-            return
-        log.info(
-            "connection limit (%d) reached; closing the longest-idle connection",
-            self.config.max_connections,
-        )
-        victim.abort()
-        self.connections.discard(victim)
 
     def _fail(self, exc: BaseException) -> None:
         self.failed = True
@@ -104,15 +95,9 @@ class Frontend:
         addresses listened on."""
         loop = asyncio.get_running_loop()
         config = self.config
-        tls = None if self.admin else tls_context(config)
-        handshake = config.tls_handshake_timeout if tls is not None else None
         if sock is not None:
             self._server = await loop.create_server(
-                self._new_connection,
-                sock=sock,
-                backlog=config.listen_backlog,
-                ssl=tls,
-                ssl_handshake_timeout=handshake,
+                self._new_connection, sock=sock, backlog=config.listen_backlog
             )
         else:
             host, port = (
@@ -130,8 +115,6 @@ class Frontend:
                 reuse_address=True,
                 reuse_port=reuse_port,
                 backlog=config.listen_backlog,
-                ssl=tls,
-                ssl_handshake_timeout=handshake,
             )
         return [sock.getsockname()[:2] for sock in self._server.sockets]
 

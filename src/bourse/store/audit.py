@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md §3, checked in SQL on the stored exchange.
+"""The exchange's invariants, checked in SQL on the stored exchange.
 
 Benchmarks, crash tests and users can run these against any bourse
 database: cash and each symbol's shares are conserved (what is free plus
