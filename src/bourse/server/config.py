@@ -90,6 +90,19 @@ class ServerConfig:
     #: Rows one batch may write: a batch is closed after the request that
     #: reaches this, so a commit's duration stays bounded under any burst.
     max_batch_rows: int = 50_000
+    #: Commands one request may hold, counting each ``<symbol>/<account>``
+    #: pair; more is refused as too large.
+    max_commands: int = 100_000
+    #: Seconds each step of a recovery (reconnect, restart the embedded
+    #: PostgreSQL, settle an in-doubt commit, reload) may take before the
+    #: attempt is made again.
+    recovery_timeout: float = 300.0
+    #: Seconds a gateway that died within this long of its start waits
+    #: before it is started again (so one that cannot start does not spin).
+    gateway_restart_delay: float = 1.0
+    #: Seconds a closing connection's client may take none of its unsent
+    #: bytes before the connection is reset.
+    closing_stall: float = 5.0
     #: A second listener where ``<create>`` is accepted (None: none; 0
     #: picks a free port). With it, the public port refuses ``<create>``
     #: unless the client's network is in ``create_networks``.
