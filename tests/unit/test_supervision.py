@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import threading
 import time
@@ -94,6 +95,43 @@ async def supervise_eight_gateways() -> None:
 
 def test_gateways_are_watched_without_threads_restarted_and_stopped() -> None:
     run_on_uvloop(supervise_eight_gateways())
+
+
+def signalled_gone(pid: int) -> bool:
+    """Whether ``pid`` is reaped, asked without opening a descriptor."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def restart_while_no_descriptor_is_left() -> None:
+    failures: list[BaseException] = []
+    config = ServerConfig(host="127.0.0.1", port=0, workers=1, gateway_restart_delay=0.2)
+    bound = bind_address("127.0.0.1", 0, shared=False, backlog=16)
+    gateways = Gateways(config, bound, None, ExchangeService(Store(UNUSED_URL)), failures.append)
+    await gateways.start()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        (victim,) = gateways.pids
+        resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))  # no new descriptor at all
+        os.kill(victim, signal.SIGKILL)
+        await wait_until(lambda: signalled_gone(victim), within=15)
+        await asyncio.sleep(1.0)  # several attempts, each out of descriptors
+        assert gateways.pids == [victim]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await wait_until(lambda: gateways.pids != [victim], within=15)
+        assert psutil.pid_exists(gateways.pids[0])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await gateways.stop(timeout=5.0)
+        bound.close()
+    assert failures == []
+
+
+def test_a_gateway_that_cannot_be_started_again_is_retried_until_it_can() -> None:
+    run_on_uvloop(restart_while_no_descriptor_is_left())
 
 
 # reviving the embedded server

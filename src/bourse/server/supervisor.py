@@ -43,10 +43,6 @@ from bourse.server.service import ExchangeService
 
 log = logging.getLogger(__name__)
 
-#: A gateway that dies sooner than this after its start is restarted only
-#: after this delay, so a gateway that cannot start does not spin.
-RESTART_DELAY = 1.0
-
 #: Seconds the gateways may take to start accepting connections.
 START_TIMEOUT = 60.0
 
@@ -206,8 +202,13 @@ class Gateways:
         shared = self._bound.fileno() if self._config.accept == "shared" else None
         command = gateway_command(self._gateway_config, index, theirs.fileno(), shared)
         inherited = (theirs.fileno(),) if shared is None else (theirs.fileno(), shared)
-        process = GatewayProcess(subprocess.Popen(command, pass_fds=inherited))
-        theirs.close()
+        try:
+            process = GatewayProcess(subprocess.Popen(command, pass_fds=inherited))
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self._processes[index] = process
         log.info("gateway %d started (pid %d)", index, process.pid)
         watcher = asyncio.create_task(self._watch(index, process, time.monotonic()))
@@ -229,10 +230,22 @@ class Gateways:
             process.pid,
             status,
         )
-        if time.monotonic() - started < RESTART_DELAY:
-            await asyncio.sleep(RESTART_DELAY)
-        if not self._stopping:
-            await self._spawn(index)
+        delay = self._config.gateway_restart_delay
+        if time.monotonic() - started < delay:
+            await asyncio.sleep(delay)
+        await self._restart(index, delay)
+
+    async def _restart(self, index: int, delay: float) -> None:
+        """Start gateway ``index`` again, trying every ``delay`` seconds
+        while it cannot be started (no descriptors or processes left)."""
+        while not self._stopping:
+            try:
+                await self._spawn(index)
+            except OSError as exc:
+                log.error("gateway %d could not be started (%r); trying again", index, exc)
+                await asyncio.sleep(delay)
+            else:
+                return
 
     async def stop(self, timeout: float) -> None:
         """SIGTERM every gateway and wait until they exit (SIGKILL after
