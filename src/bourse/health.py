@@ -35,10 +35,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bourse.protocol.framing import frame_request
 from bourse.server.config import ServerConfig
 
 PROBE = b"<create/>"
-FRAMED_PROBE = b"%d\n%s" % (len(PROBE), PROBE)
+FRAMED_PROBE = frame_request(PROBE)
 REPLY_END = b"</results>"
 LARGEST_REPLY = 64 * 1024
 

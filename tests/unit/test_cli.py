@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bourse.cli import build_parser, main
+from bourse.cli import COMMANDS, build_parser, main
 
 BOURSE = Path(sys.executable).with_name("bourse")
 
@@ -41,6 +41,16 @@ def test_help_never_shows_the_database_url(
     out = capsys.readouterr().out
     assert "BOURSE_DATABASE_URL" in out
     assert "hunter2" not in out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_adds_its_arguments_when_parsed(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args([command, "--help"])
+    assert stopped.value.code == 0
+    assert f"usage: bourse {command} [-h]" in capsys.readouterr().out
 
 
 def test_serve_refuses_an_unreadable_configuration_before_starting(tmp_path: Path) -> None:

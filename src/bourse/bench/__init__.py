@@ -1,0 +1,12 @@
+"""Benchmarks and fault drills: load generation, load clients, reports.
+
+Offers the seeded workload (``workload``), its requests as the protocol's
+XML (``xml``), the load client and its report (``run``, ``report``,
+``plots``), scaling runs over gateway counts (``scale``), the engine's
+ceiling, crash cycles, recovery and write-cost measurements, and a null
+server that answers without an exchange.
+
+May import: anything of ours. Nothing imports it but its own modules and
+the command line (``bourse.cli`` and its ``bourse.commands`` modules), so
+the server never loads it.
+"""

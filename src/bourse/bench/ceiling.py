@@ -22,8 +22,8 @@ from bourse.bench.workload import WorkloadShape, setup_request, transaction_stre
 from bourse.core.commands import Request, TransactionsRequest
 from bourse.core.errors import ErrorCode
 from bourse.core.results import Error, Result
-from bourse.server.app import open_database
 from bourse.server.service import ExchangeService
+from bourse.store.selection import open_database
 from bourse.store.store import Store
 
 

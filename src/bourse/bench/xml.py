@@ -3,12 +3,13 @@
 The workload generator produces engine commands; a load client needs the
 bytes a real client would send. Commands keep the exact attribute text they
 echo (``echo``), so the XML written here reads back to the same commands.
+Escaping and the length line are the protocol's own (``protocol.xmltext``,
+``protocol.framing``), the very rules the server writes its replies with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from xml.sax.saxutils import quoteattr
 
 from bourse.core.commands import (
     AddShares,
@@ -22,31 +23,27 @@ from bourse.core.commands import (
     TransactionsRequest,
 )
 from bourse.core.money import format_decimal
+from bourse.protocol.framing import frame_request as frame
+from bourse.protocol.xmltext import attributes
 
-
-def frame(xml: bytes) -> bytes:
-    """The protocol's framing: the length in decimal, a newline, the XML."""
-    return b"%d\n%s" % (len(xml), xml)
-
-
-def _attributes(pairs: tuple[tuple[str, str], ...]) -> str:
-    return "".join(f" {name}={quoteattr(value)}" for name, value in pairs)
+__all__ = ["create_xml", "frame", "transactions_xml"]
 
 
 def _transaction_child(command: TransactionCommand) -> str:
     if isinstance(command, PlaceOrder):
-        return f"<order{_attributes(command.echo)}/>"
+        return f"<order{attributes(command.echo)}/>"
     if isinstance(command, QueryOrder):
-        return f"<query{_attributes(command.echo)}/>"
+        return f"<query{attributes(command.echo)}/>"
     if isinstance(command, CancelOrder):
-        return f"<cancel{_attributes(command.echo)}/>"
+        return f"<cancel{attributes(command.echo)}/>"
     raise ValueError(f"cannot write {command!r}")
 
 
 def transactions_xml(request: TransactionsRequest) -> bytes:
     """``<transactions id>`` with one child per command."""
     children = "".join(_transaction_child(command) for command in request.commands)
-    return f"<transactions id={quoteattr(request.account_id)}>{children}</transactions>".encode()
+    root = attributes((("id", request.account_id),))
+    return f"<transactions{root}>{children}</transactions>".encode()
 
 
 def create_xml(request: CreateRequest, children_per_request: int = 1000) -> Iterator[bytes]:
@@ -59,13 +56,13 @@ def create_xml(request: CreateRequest, children_per_request: int = 1000) -> Iter
             if isinstance(command, CreateAccount):
                 balance = format_decimal(command.balance)
                 parts.append(
-                    f"<account id={quoteattr(command.account_id)} balance={quoteattr(balance)}/>"
+                    f"<account{attributes((('id', command.account_id), ('balance', balance)))}/>"
                 )
             elif isinstance(command, AddShares):
                 parts.append(
-                    f"<symbol sym={quoteattr(command.symbol)}><account id="
-                    f"{quoteattr(command.account_id)}>{format_decimal(command.shares)}"
-                    "</account></symbol>"
+                    f"<symbol{attributes((('sym', command.symbol),))}>"
+                    f"<account{attributes((('id', command.account_id),))}>"
+                    f"{format_decimal(command.shares)}</account></symbol>"
                 )
             elif isinstance(command, Rejected):
                 raise ValueError(f"cannot write {command!r}")

@@ -6,10 +6,17 @@ synchronous step: it copies the *current* value of every touched row, each
 row once, so what a writer stores is the state at the moment of the cut and
 never a value that moved while its commit was in flight. Rows are never
 mutated once cut.
+
+The same record carries the exchange back: what the database holds is the
+change set that takes an empty exchange to the stored one, and
+``restore_engine`` takes it whole. The journal and the change set count
+their rows the same way, so the bound on a batch's size (counted on the
+journal) and a commit's deadline (counted on the change set) agree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -68,31 +75,21 @@ class DepositRow:
     time: int
 
 
-@dataclass(slots=True)
-class ChangeSet:
-    """Rows to write for one batch. New symbols come first in dependency
-    order: accounts and symbols before positions and orders."""
+class _Tables:
+    """One collection per table a batch writes, in dependency order (symbols
+    and accounts before the positions and orders that refer to them)."""
 
-    symbols: tuple[str, ...]
-    accounts: tuple[AccountRow, ...]
-    positions: tuple[PositionRow, ...]
-    orders: tuple[OrderRow, ...]
-    executions: tuple[ExecutionRow, ...]
-    deposits: tuple[DepositRow, ...]
+    __slots__ = ()
 
-    def is_empty(self) -> bool:
-        """True when the batch changed nothing."""
-        return not (
-            self.symbols
-            or self.accounts
-            or self.positions
-            or self.orders
-            or self.executions
-            or self.deposits
-        )
+    symbols: Sized
+    accounts: Sized
+    positions: Sized
+    orders: Sized
+    executions: Sized
+    deposits: Sized
 
     def row_count(self) -> int:
-        """Rows the batch writes, not counting its ``batches`` row."""
+        """Rows these collections make, not counting a ``batches`` row."""
         return (
             len(self.symbols)
             + len(self.accounts)
@@ -102,10 +99,29 @@ class ChangeSet:
             + len(self.deposits)
         )
 
+    def is_empty(self) -> bool:
+        """True when there is no row at all."""
+        return not self.row_count()
+
 
 @dataclass(slots=True)
-class Journal:
-    """Keys touched since the last cut, noted by the engine as it works."""
+class ChangeSet(_Tables):
+    """Rows of the six tables: what one batch writes (cut by the engine), or
+    everything stored (read back by the loader): the whole exchange is the
+    change set that takes an empty one to it."""
+
+    symbols: Sequence[str]
+    accounts: Sequence[AccountRow]
+    positions: Sequence[PositionRow]
+    orders: Sequence[OrderRow]
+    executions: Sequence[ExecutionRow]
+    deposits: Sequence[DepositRow]
+
+
+@dataclass(slots=True)
+class Journal(_Tables):
+    """Keys touched since the last cut, noted by the engine as it works; the
+    rows they name are copied at the cut, so each key counts as one row."""
 
     symbols: list[str] = field(default_factory=list)
     accounts: set[str] = field(default_factory=set)
@@ -114,13 +130,11 @@ class Journal:
     executions: list[ExecutionRow] = field(default_factory=list)
     deposits: list[DepositRow] = field(default_factory=list)
 
-    def row_count(self) -> int:
-        """Rows the changes noted so far will write (as ``ChangeSet.row_count``)."""
-        return (
-            len(self.symbols)
-            + len(self.accounts)
-            + len(self.positions)
-            + len(self.orders)
-            + len(self.executions)
-            + len(self.deposits)
-        )
+    def clear(self) -> None:
+        """Forget every key (once the changes they name have been cut)."""
+        self.symbols.clear()
+        self.accounts.clear()
+        self.positions.clear()
+        self.orders.clear()
+        self.executions.clear()
+        self.deposits.clear()

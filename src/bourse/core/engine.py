@@ -109,12 +109,7 @@ class Engine:
             executions=tuple(journal.executions),
             deposits=tuple(journal.deposits),
         )
-        journal.symbols.clear()
-        journal.accounts.clear()
-        journal.positions.clear()
-        journal.orders.clear()
-        journal.executions.clear()
-        journal.deposits.clear()
+        journal.clear()
         return changes
 
     # <create>
@@ -269,27 +264,18 @@ class Engine:
     def _fill_from_level(
         self, order: Order, remaining: Decimal, side: Side, price: Decimal, now: int
     ) -> tuple[Decimal, Decimal]:
-        """Fill up to ``remaining`` shares of the incoming ``order`` from the
-        level at ``price``, oldest resting order first; the shares still
-        wanted and the shares filled.
-
-        Each fill settles the resting order: its open shares, its history,
-        and its account (a resting sell is paid; a resting buy gets the
-        shares, and as its hold was at this very price it has no refund).
-        Used-up resting orders leave the level after the walk, and an
-        emptied level leaves the side.
-        """
+        """Fill up to ``remaining`` shares of the incoming ``order`` from the level
+        at ``price``, oldest first, settling each resting order and its account
+        as it fills (a resting buy held cash at this very price: no refund);
+        the shares still wanted and the shares filled."""
         buying = order.is_buy
         symbol = order.symbol
         order_id = order.order_id
         accounts = self.ledger.accounts
         journal = self.journal
-        add = MONEY.add  # bound once: used per fill
-        subtract = MONEY.subtract
-        multiply = MONEY.multiply
+        add, subtract, multiply = MONEY.add, MONEY.subtract, MONEY.multiply  # used per fill
         level = side.levels[price]
-        filled = ZERO
-        used_up = 0
+        filled, used_up = ZERO, 0
         for resting in level.values():
             available = resting.open_shares
             shares = available if available < remaining else remaining

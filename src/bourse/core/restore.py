@@ -1,9 +1,9 @@
 """Rebuilding an engine from stored rows, exactly as it was.
 
 The rows are the ones the engine's change sets produced (see
-``changes.py``), read back in their original order: orders by id (arrival
-order, so resting orders regain their priority), executions and deposits
-in the order they were written. The rebuilt engine starts with an empty
+``changes.py``), read back as one change set in their original order:
+orders by id (arrival order, so resting orders regain their priority),
+executions and deposits in the order they were written. The rebuilt engine starts with an empty
 journal: nothing in it needs writing again.
 """
 
@@ -12,36 +12,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bourse.core.book import Book, Order
-from bourse.core.changes import AccountRow, DepositRow, ExecutionRow, OrderRow, PositionRow
+from bourse.core.changes import ChangeSet, DepositRow, OrderRow
 from bourse.core.engine import Engine
 from bourse.core.ledger import Account
 from bourse.core.money import MONEY, ZERO
 
 
-def restore_engine(
-    *,
-    symbols: Iterable[str],
-    accounts: Iterable[AccountRow],
-    positions: Iterable[PositionRow],
-    orders: Iterable[OrderRow],
-    executions: Iterable[ExecutionRow],
-    deposits: Iterable[DepositRow],
-) -> Engine:
-    """An engine holding exactly the given state."""
+def restore_engine(stored: ChangeSet) -> Engine:
+    """An engine holding exactly the state that ``stored`` builds from nothing."""
     engine = Engine()
-    for symbol in symbols:
+    for symbol in stored.symbols:
         engine.books[symbol] = Book(symbol)
         engine.shares_created[symbol] = ZERO
     ledger_accounts = engine.ledger.accounts
-    for account_row in accounts:
+    for account_row in stored.accounts:
         ledger_accounts[account_row.account_id] = Account(
             account_row.account_id, account_row.balance
         )
-    for position in positions:
+    for position in stored.positions:
         ledger_accounts[position.account_id].positions[position.symbol] = position.shares
-    _restore_deposits(engine, deposits)
-    _restore_orders(engine, orders)
-    for execution_row in executions:
+    _restore_deposits(engine, stored.deposits)
+    _restore_orders(engine, stored.orders)
+    for execution_row in stored.executions:
         engine.orders[execution_row.order_id].executions.append(execution_row.execution)
     return engine
 

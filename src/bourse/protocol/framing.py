@@ -22,8 +22,12 @@ dropped rather than taken for the start of the next request.
 
 Why no buffering past the limit: a declared length over the limit is answered
 at once and its body discarded as it arrives, and a bare document is scanned
-incrementally (jumping between ``<``, ``>`` and quotes with ``find``), so
-memory stays bounded by one request of at most ``max_request_size`` bytes.
+incrementally (``bare_xml.BareXmlScanner``), so memory stays bounded by one
+request of at most ``max_request_size`` bytes.
+
+Why the writer is here too: ``frame_request`` puts the length line before a
+request, as bourse's own clients (the load generator, the health probe) send
+it, so the framing rule is written down in one module.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from bourse.core.errors import ErrorCode
+from bourse.protocol.bare_xml import BYTE_ORDER_MARK, NOT_WHITESPACE, BareXmlScanner
 from bourse.protocol.events import END_OF_STREAM, NEED_DATA, DecoderEvent, Frame, RequestError
 
 DEFAULT_MAX_REQUEST_SIZE: Final = 16 * 1024 * 1024
@@ -42,11 +47,9 @@ _BINARY_HEADER_SIZE: Final = 5
 _BINARY_LENGTH_SIZE: Final = 4
 _MAX_LENGTH_DIGITS: Final = 9
 _LF: Final = ord("\n")
-_SLASH: Final = ord("/")
-_BYTE_ORDER_MARK: Final = b"\xef\xbb\xbf"
 _DIGITS: Final = frozenset(b"0123456789")
 _WHITESPACE: Final = frozenset(b" \t\r\n")
-_XML_START: Final = frozenset(b"< \t\r\n" + _BYTE_ORDER_MARK[:1])
+_XML_START: Final = frozenset(b"< \t\r\n" + BYTE_ORDER_MARK[:1])
 _SMALLEST_WHITESPACE_LENGTH: Final = int.from_bytes(b"\t\t\t\t", "little")
 _LINE_INDENT: Final = frozenset(b" \t\r")
 _LESS_THAN: Final = ord("<")
@@ -56,16 +59,15 @@ _DECLARATION_OPENER: Final = b"<?xml"
 
 _DIGIT_RUN: Final = re.compile(rb"[0-9]{1,10}")
 _WHITESPACE_RUN: Final = re.compile(rb"[ \t\r\n]*")
-_NOT_WHITESPACE: Final = re.compile(rb"[^ \t\r\n]")
 #: A zero length line, alone or behind whitespace short enough that a binary
 #: length starting in that whitespace would overlap it.
 _ZERO_LENGTH_AHEAD: Final = re.compile(rb"[ \t\r\n]{0,4}0{1,9}\r?\n")
 _XML_DECLARATION: Final = re.compile(rb"<\?xml[ \t\r\n]")
-_TAG_DELIMITER: Final = re.compile(rb"[>\"']")
-_WHOLE_START_TAG: Final = re.compile(rb"[^>\"']*+(?:(?:\"[^\"]*+\"|'[^']*+')[^>\"']*+)*+>")
 
-_DECLARATIONS: Final = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"))
-_LONGEST_DECLARATION_OPENER: Final = max(len(opener) for opener, _ in _DECLARATIONS)
+
+def frame_request(xml: bytes) -> bytes:
+    """``xml`` framed by a length line: its size in decimal, a newline, the XML."""
+    return b"%d\n%s" % (len(xml), xml)
 
 
 def _mid_request() -> RequestError:
@@ -95,188 +97,6 @@ _TRAILING_MARKUP: Final = {
     _Verdict.TRAILING_COMMENT: (_COMMENT_OPENER, b"-->"),
     _Verdict.TRAILING_INSTRUCTION: (_INSTRUCTION_OPENER, b"?>"),
 }
-
-
-class _Scan(enum.Enum):
-    """Where the bare-XML scanner stands."""
-
-    BYTE_ORDER_MARK = "at the document's first byte"
-    TEXT = "outside markup"
-    MARKUP = "at a '<'"
-    START_TAG = "inside a start tag"
-    END_TAG = "inside an end tag"
-    UNTIL_TERMINATOR = "inside a quoted value, comment, CDATA or processing instruction"
-
-
-class _BareXmlScanner:
-    """Finds where a bare XML document's root element closes.
-
-    It keeps its position between calls, so a document fed one byte at a time
-    is scanned once in all. It checks only what it needs to find the end; the
-    XML reader judges the rest.
-    """
-
-    __slots__ = ("_depth", "_position", "_resume_state", "_state", "_terminator", "outcome")
-
-    def __init__(self) -> None:
-        self._state = _Scan.BYTE_ORDER_MARK
-        self._position = 0
-        self._depth = 0
-        self._terminator = b""
-        self._resume_state = _Scan.TEXT
-        self.outcome: int | RequestError | None = None
-
-    def scan(self, buf: bytearray, limit: int) -> int | RequestError | None:
-        """Scan ``buf[:limit]``: the document's size, an error, or None to await more."""
-        while self.outcome is None:
-            if not self._step(buf, limit):
-                return None
-        return self.outcome
-
-    def _step(self, buf: bytearray, limit: int) -> bool:
-        """Advance past one construct; False when it needs bytes beyond ``limit``."""
-        state = self._state
-        if state is _Scan.TEXT:
-            return self._scan_text(buf, limit)
-        if state is _Scan.MARKUP:
-            return self._scan_markup(buf, limit)
-        if state is _Scan.START_TAG:
-            return self._scan_start_tag(buf, limit)
-        if state is _Scan.UNTIL_TERMINATOR:
-            return self._scan_until_terminator(buf, limit)
-        if state is _Scan.END_TAG:
-            return self._scan_end_tag(buf, limit)
-        return self._scan_byte_order_mark(buf, limit)
-
-    def _finish(self, outcome: int | RequestError) -> bool:
-        self.outcome = outcome
-        return True
-
-    def _skip_until(self, terminator: bytes, position: int, resume_state: _Scan) -> None:
-        self._terminator = terminator
-        self._position = position
-        self._resume_state = resume_state
-        self._state = _Scan.UNTIL_TERMINATOR
-
-    def _scan_byte_order_mark(self, buf: bytearray, limit: int) -> bool:
-        if buf[0] != _BYTE_ORDER_MARK[0]:
-            self._state = _Scan.TEXT
-            return True
-        seen = bytes(buf[: min(limit, len(_BYTE_ORDER_MARK))])
-        if seen == _BYTE_ORDER_MARK:
-            self._position = len(_BYTE_ORDER_MARK)
-            self._state = _Scan.TEXT
-            return True
-        if _BYTE_ORDER_MARK.startswith(seen):
-            return False
-        return self._finish(
-            RequestError(ErrorCode.BAD_FRAMING, "invalid byte order mark", fatal=True)
-        )
-
-    def _scan_text(self, buf: bytearray, limit: int) -> bool:
-        start = self._position
-        opening = buf.find(b"<", start, limit)
-        end = limit if opening < 0 else opening
-        if self._depth == 0 and _NOT_WHITESPACE.search(buf, start, end):
-            return self._finish(
-                RequestError(ErrorCode.BAD_FRAMING, "text outside the root element", fatal=True)
-            )
-        self._position = end
-        if opening < 0:
-            return False
-        self._state = _Scan.MARKUP
-        return self._scan_markup(buf, limit)
-
-    def _scan_markup(self, buf: bytearray, limit: int) -> bool:
-        start = self._position
-        if start + 1 >= limit:
-            return False
-        kind = buf[start + 1]
-        if kind == ord("!"):
-            return self._scan_declaration(buf, limit)
-        if kind == ord("?"):
-            self._skip_until(b"?>", start + 2, _Scan.TEXT)
-        elif kind != _SLASH:
-            return self._enter_start_tag(buf, start + 1, limit)
-        elif self._depth == 0:
-            return self._finish(
-                RequestError(ErrorCode.BAD_FRAMING, "end tag before the root element", fatal=True)
-            )
-        else:
-            self._position = start + 2
-            self._state = _Scan.END_TAG
-        return True
-
-    def _scan_declaration(self, buf: bytearray, limit: int) -> bool:
-        start = self._position
-        seen = bytes(buf[start : min(limit, start + _LONGEST_DECLARATION_OPENER)])
-        for opener, terminator in _DECLARATIONS:
-            if seen.startswith(opener):
-                self._skip_until(terminator, start + len(opener), _Scan.TEXT)
-                return True
-        if any(opener.startswith(seen) for opener, _ in _DECLARATIONS):
-            return False
-        return self._finish(
-            RequestError(ErrorCode.FORBIDDEN_XML, "<!DOCTYPE> and other declarations", fatal=True)
-        )
-
-    def _scan_until_terminator(self, buf: bytearray, limit: int) -> bool:
-        terminator = self._terminator
-        found = buf.find(terminator, self._position, limit)
-        if found < 0:
-            self._position = max(self._position, limit - len(terminator) + 1)
-            return False
-        self._position = found + len(terminator)
-        self._state = self._resume_state
-        return True
-
-    def _scan_start_tag(self, buf: bytearray, limit: int) -> bool:
-        delimiter = _TAG_DELIMITER.search(buf, self._position, limit)
-        if delimiter is None:
-            self._position = limit
-            return False
-        at = delimiter.start()
-        if buf[at] != ord(">"):
-            self._skip_until(delimiter.group(), at + 1, _Scan.START_TAG)
-            return True
-        return self._start_tag_closed(buf, at)
-
-    def _enter_start_tag(self, buf: bytearray, position: int, limit: int) -> bool:
-        """Match a start tag whole when it is all buffered; else scan it piece by piece.
-
-        The whole match is tried once per tag, so a tag fed byte by byte is
-        not rescanned from its start on every feed.
-        """
-        whole = _WHOLE_START_TAG.match(buf, position, limit)
-        if whole is None:
-            self._position = position
-            self._state = _Scan.START_TAG
-            return True
-        return self._start_tag_closed(buf, whole.end() - 1)
-
-    def _start_tag_closed(self, buf: bytearray, at: int) -> bool:
-        """The start tag ends with the ``>`` at ``at``: one level deeper, or self-closed."""
-        self._position = at + 1
-        if buf[at - 1] == _SLASH:
-            return self._element_closed()
-        self._depth += 1
-        self._state = _Scan.TEXT
-        return True
-
-    def _scan_end_tag(self, buf: bytearray, limit: int) -> bool:
-        closing = buf.find(b">", self._position, limit)
-        if closing < 0:
-            self._position = limit
-            return False
-        self._position = closing + 1
-        self._depth -= 1
-        return self._element_closed()
-
-    def _element_closed(self) -> bool:
-        if self._depth == 0:
-            return self._finish(self._position)
-        self._state = _Scan.TEXT
-        return True
 
 
 class FrameDecoder:
@@ -309,7 +129,7 @@ class FrameDecoder:
         self._closed = False
         self._body_size: int | None = None
         self._skip_remaining = 0
-        self._bare: _BareXmlScanner | None = None
+        self._bare: BareXmlScanner | None = None
         #: The last request was bare XML: comments and PIs still belong to it.
         self._after_bare_document = False
         #: The end of the trailing comment or PI being dropped, if any.
@@ -340,7 +160,7 @@ class FrameDecoder:
             return True
         if self._trailing_terminator:
             return True
-        return _NOT_WHITESPACE.search(self._buf) is not None
+        return NOT_WHITESPACE.search(self._buf) is not None
 
     def next_event(self) -> DecoderEvent:
         """The next request, error or signal; call until NEED_DATA or END_OF_STREAM."""
@@ -368,7 +188,7 @@ class FrameDecoder:
                 return self._await_more()
             elif verdict is _Verdict.BARE_XML:
                 self._start_request()
-                self._bare = _BareXmlScanner()
+                self._bare = BareXmlScanner()
                 return self._next_bare_document(self._bare)
             elif isinstance(verdict, RequestError):
                 return self._fail(verdict)
@@ -540,7 +360,7 @@ class FrameDecoder:
         self._body_size = None
         return Frame(self._take(size))
 
-    def _next_bare_document(self, scanner: _BareXmlScanner) -> DecoderEvent:
+    def _next_bare_document(self, scanner: BareXmlScanner) -> DecoderEvent:
         limit = min(len(self._buf), self._max)
         outcome = scanner.scan(self._buf, limit)
         if isinstance(outcome, RequestError):

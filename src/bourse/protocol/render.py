@@ -6,22 +6,16 @@ shape is fixed: the XML declaration, ``<results>`` on its own line, one line
 per result, ``</results>`` and a newline; never a self-closing
 ``<results/>``, because clients read until the closing tag.
 
-Correctness rests on escaping. Attribute values and text echo whatever the
-client sent, so ``& < > "`` are always escaped, and tab, newline and carriage
-return become character references so that they survive attribute-value
-normalisation. Characters XML 1.0 cannot carry at all (C0 controls, lone
-surrogates, U+FFFE, U+FFFF) become U+FFFD, so the response always parses.
-Most values need none of this; a single regular-expression search finds
-them and returns the value untouched.
+Correctness rests on escaping: attribute values and text echo whatever the
+client sent. The rules live in ``xmltext``, shared with every other writer
+of the protocol's XML.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import assert_never
 
-from bourse.core.commands import Attrs
 from bourse.core.money import format_decimal
 from bourse.core.results import (
     AccountCreated,
@@ -34,23 +28,10 @@ from bourse.core.results import (
     Status,
 )
 from bourse.protocol.events import RequestError
+from bourse.protocol.xmltext import attributes, escape_text
 
 _HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<results>\n'
 _TAIL = "</results>\n"
-
-_NOT_XML_CHARACTER = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
-_ATTRIBUTE_SPECIAL = re.compile(f'[&<>"\t\n\r{_NOT_XML_CHARACTER}]')
-_TEXT_SPECIAL = re.compile(f'[&<>"\r{_NOT_XML_CHARACTER}]')
-_REPLACEMENTS = {
-    "&": "&amp;",
-    "<": "&lt;",
-    ">": "&gt;",
-    '"': "&quot;",
-    "\t": "&#9;",
-    "\n": "&#10;",
-    "\r": "&#13;",
-}
-_REPLACEMENT_CHARACTER = "\ufffd"
 
 
 def render_results(results: Sequence[Result]) -> bytes:
@@ -63,33 +44,15 @@ def render_results(results: Sequence[Result]) -> bytes:
 
 def render_error(error: RequestError) -> bytes:
     """The response document refusing a whole request."""
-    return f"{_HEAD}<error>{_escape_text(error.message)}</error>\n{_TAIL}".encode()
-
-
-def _escape_attribute(value: str) -> str:
-    """``value`` safe inside a double-quoted attribute."""
-    if _ATTRIBUTE_SPECIAL.search(value) is None:
-        return value
-    return _ATTRIBUTE_SPECIAL.sub(_replacement, value)
-
-
-def _escape_text(value: str) -> str:
-    """``value`` safe as element content."""
-    if _TEXT_SPECIAL.search(value) is None:
-        return value
-    return _TEXT_SPECIAL.sub(_replacement, value)
-
-
-def _replacement(match: re.Match[str]) -> str:
-    return _REPLACEMENTS.get(match.group(), _REPLACEMENT_CHARACTER)
+    return f"{_HEAD}<error>{escape_text(error.message)}</error>\n{_TAIL}".encode()
 
 
 def _render_result(result: Result) -> str:
     """One result as one line; the commonest kinds are tested first."""
     if isinstance(result, Opened):
-        return f'<opened{_attributes(result.echo)} id="{result.order_id}"/>\n'
+        return f'<opened{attributes(result.echo)} id="{result.order_id}"/>\n'
     if isinstance(result, Error):
-        return f"<error{_attributes(result.echo)}>{_escape_text(result.code.message)}</error>\n"
+        return f"<error{attributes(result.echo)}>{escape_text(result.code.message)}</error>\n"
     if isinstance(result, Status):
         state = result.state
         return f'<status id="{state.order_id}">{_open_part(state)}{_history(state)}</status>\n'
@@ -97,18 +60,10 @@ def _render_result(result: Result) -> str:
         state = result.state
         return f'<canceled id="{state.order_id}">{_history(state)}</canceled>\n'
     if isinstance(result, AccountCreated):
-        return f"<created{_attributes((('id', result.account_id),))}/>\n"
+        return f"<created{attributes((('id', result.account_id),))}/>\n"
     if isinstance(result, SharesCreated):
-        return f"<created{_attributes((('sym', result.symbol), ('id', result.account_id)))}/>\n"
+        return f"<created{attributes((('sym', result.symbol), ('id', result.account_id)))}/>\n"
     assert_never(result)
-
-
-def _attributes(attrs: Attrs) -> str:
-    """`` name="value"`` for each pair, in order."""
-    text = ""
-    for name, value in attrs:
-        text += f' {name}="{_escape_attribute(value)}"'
-    return text
 
 
 def _open_part(state: OrderState) -> str:

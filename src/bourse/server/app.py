@@ -1,8 +1,8 @@
 """The server: database, exchange, clients, and a clean stop.
 
 ``run`` starts the database (the embedded PostgreSQL unless a URL is
-given), loads the exchange from it, then serves on the configured address
-until SIGTERM or SIGINT, in one of two shapes:
+given; ``store/selection.py``), loads the exchange from it, then serves on
+the configured address until SIGTERM or SIGINT, in one of two shapes:
 
 - ``workers == 0``: one process accepts connections, parses, applies,
   commits and renders;
@@ -25,9 +25,6 @@ import logging
 import resource
 import signal
 import ssl
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 from bourse.server.access import read_token_file
 from bourse.server.config import ServerConfig
@@ -35,8 +32,9 @@ from bourse.server.frontend import Frontend, tls_context
 from bourse.server.limits import AccountLimits
 from bourse.server.metrics import serve_metrics
 from bourse.server.service import ExchangeService
+from bourse.server.storage import Storage
 from bourse.server.supervisor import Gateways, bind_address
-from bourse.store.embedded import EmbeddedPostgres
+from bourse.store.selection import Database, open_database
 from bourse.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -160,50 +158,31 @@ def log_listening(host: str, port: int, *, admin: bool) -> None:
         log.info("bourse listening on %s:%s", host, port)
 
 
+def build_service(config: ServerConfig, store: Storage) -> ExchangeService:
+    """The exchange service on ``store``, with the limits ``config`` sets."""
+    return ExchangeService(
+        store,
+        commit_timeout=config.commit_timeout,
+        recovery_timeout=config.recovery_timeout,
+        account_limits=(
+            AccountLimits(config.account_rate, config.account_burst)
+            if config.account_rate > 0
+            else None
+        ),
+        max_open_orders=config.max_open_orders or None,
+        max_reply_fills=config.max_reply_fills or None,
+        max_batch_rows=config.max_batch_rows,
+    )
+
+
 async def _serve(config: ServerConfig, database: Database) -> int:
     store = Store(database.url, revive=database.revive)
     try:
-        service = ExchangeService(
-            store,
-            commit_timeout=config.commit_timeout,
-            account_limits=(
-                AccountLimits(config.account_rate, config.account_burst)
-                if config.account_rate > 0
-                else None
-            ),
-            max_open_orders=config.max_open_orders or None,
-            max_reply_fills=config.max_reply_fills or None,
-            max_batch_rows=config.max_batch_rows,
-        )
+        service = build_service(config, store)
         await service.start()
         return await ExchangeServer(config, service).serve()
     finally:
         await store.close()
-
-
-@dataclass(frozen=True, slots=True)
-class Database:
-    """Where the exchange stores its state, and how to restart it if it
-    is ours (the embedded server)."""
-
-    url: str
-    revive: Callable[[], object] | None = None
-
-
-@contextlib.contextmanager
-def open_database(configured: str | None, data_dir: Path) -> Iterator[Database]:
-    """The configured database, or the embedded server in ``data_dir``,
-    started for the duration and stopped afterwards."""
-    if configured is not None:
-        yield Database(configured)
-        return
-    embedded = EmbeddedPostgres(data_dir)
-    try:
-        url = embedded.start()
-        log.info("embedded PostgreSQL ready in %s", data_dir)
-        yield Database(url, embedded.revive)
-    finally:
-        embedded.stop()
 
 
 def configuration_problem(config: ServerConfig) -> str | None:

@@ -7,6 +7,18 @@ import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bourse.options import (
+    OneOf,
+    count,
+    networks,
+    number,
+    option,
+    port_or_off,
+    positive_count,
+    positive_seconds,
+    seconds,
+    tcp_port,
+)
 from bourse.protocol.framing import DEFAULT_MAX_REQUEST_SIZE
 
 DEFAULT_PORT = 12345
@@ -34,97 +46,267 @@ def default_max_connections() -> int:
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """How the server listens, where it keeps its data, how long it waits."""
+    """How the server listens, where it keeps its data, how long it waits.
+    Every field is a ``bourse serve`` option: its metadata is the one
+    declaration of its flag, variable, check and help (``bourse.options``)."""
 
-    host: str = "0.0.0.0"
-    port: int = DEFAULT_PORT
-    #: PostgreSQL to use; None starts the embedded one in ``data_dir``.
-    database_url: str | None = None
-    #: Gateway processes doing sockets, framing and XML around the engine
-    #: process; 0 runs everything in one process.
-    workers: int = field(default_factory=default_workers)
-    #: How gateways share the port: "reuseport" (a socket each, SO_REUSEPORT:
-    #: the kernel spreads new connections evenly) or "shared" (one socket
-    #: bound by the engine process and inherited: a busy gateway accepts
-    #: less, a restarted one loses nothing queued).
-    accept: str = "reuseport"
-    #: Where the embedded PostgreSQL keeps its files.
-    data_dir: Path = DEFAULT_DATA_DIR
-    #: Largest request accepted, in bytes of XML.
-    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
-    #: Seconds a connection may stay silent between requests.
-    idle_timeout: float = 300.0
-    #: Seconds from a request's first byte to its last.
-    body_timeout: float = 30.0
-    #: Seconds a batch may take to commit before the database counts as down.
-    commit_timeout: float = 5.0
-    #: Seconds a shutdown waits for requests being received or committed.
-    shutdown_grace: float = 5.0
-    #: Connections the kernel may queue before they are accepted (asyncio's
-    #: default of 100 makes a burst of new connections wait a one-second
-    #: SYN retransmission).
-    listen_backlog: int = 1024
-    #: Bytes of unsent replies above which a connection stops being read.
-    write_high_water: int = 1 << 20
-    #: Bytes of unsent replies above which a connection is dropped: a
-    #: client that never reads costs the server no more than this.
-    max_unsent_bytes: int = 8 << 20
-    #: Requests one connection may have in progress (received, not yet
-    #: answered); past it the connection is not read until replies leave.
-    max_pipelined: int = 256
-    #: Open connections; when full, a new one evicts the longest-idle one.
-    max_connections: int = field(default_factory=default_max_connections)
-    #: Requests a second per connection (token bucket; 0: no limit) and the
-    #: burst allowed above that rate.
-    connection_rate: float = 0.0
-    connection_burst: float = 100.0
-    #: The same per account, over all its connections (``<transactions>``).
-    account_rate: float = 0.0
-    account_burst: float = 100.0
-    #: Open orders one account may have at once (0: no cap).
-    max_open_orders: int = 0
-    #: ``<executed>`` fills one request's queries and cancels may report in
-    #: all; past it a query or cancel gets an error in its place, unless it
-    #: is the first in its request to report any (0: no cap).
-    max_reply_fills: int = 10_000
-    #: Rows one batch may write: a batch is closed after the request that
-    #: reaches this, so a commit's duration stays bounded under any burst.
-    max_batch_rows: int = 50_000
-    #: Commands one request may hold, counting each ``<symbol>/<account>``
-    #: pair; more is refused as too large.
-    max_commands: int = 100_000
-    #: Seconds each step of a recovery (reconnect, restart the embedded
-    #: PostgreSQL, settle an in-doubt commit, reload) may take before the
-    #: attempt is made again.
-    recovery_timeout: float = 300.0
-    #: Seconds a gateway that died within this long of its start waits
-    #: before it is started again (so one that cannot start does not spin).
-    gateway_restart_delay: float = 1.0
-    #: Seconds a closing connection's client may take none of its unsent
-    #: bytes before the connection is reset.
-    closing_stall: float = 5.0
-    #: A second listener where ``<create>`` is accepted (None: none; 0
-    #: picks a free port). With it, the public port refuses ``<create>``
-    #: unless the client's network is in ``create_networks``.
-    admin_port: int | None = None
-    admin_host: str = "127.0.0.1"
-    #: Networks (CIDR) whose clients may ``<create>`` on the public port.
-    create_networks: tuple[str, ...] = ()
-    #: ``account_id sha256-hex`` lines: ``<transactions>`` then needs the
-    #: account's token (None: no tokens).
-    account_tokens: Path | None = None
-    #: TLS on the public port: certificate chain and key (PEM), and the CA
-    #: that client certificates must chain to (None: none asked).
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    #: Seconds a client has to complete the TLS handshake.
-    tls_handshake_timeout: float = 10.0
-    #: HTTP port for Prometheus ``/metrics`` and the ``/healthz`` readiness
-    #: check (None: not served; 0 picks a free port).
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    #: "text" or "json" log lines (gateways log the same way).
-    log_format: str = "text"
-    #: Seconds between log lines summarising batch sizes and commit times.
-    stats_interval: float = 10.0
+    host: str = field(default="0.0.0.0", metadata=option("address to listen on"))
+    port: int = field(
+        default=DEFAULT_PORT,
+        metadata=option("TCP port (`0` picks a free one; the log says which)", tcp_port),
+    )
+    database_url: str | None = field(
+        default=None,
+        metadata=option(
+            "PostgreSQL to use, e.g. `postgresql://user@host:5432/bourse`; without it, "
+            "an embedded PostgreSQL runs in `--data-dir`",
+            secret=True,
+        ),
+    )
+    workers: int = field(
+        default_factory=default_workers,
+        metadata=option(
+            "gateway processes that do sockets, framing and XML around the one engine "
+            "process; `0` runs everything in one process (see `docs/architecture.md`); "
+            "gateways need Linux 5.3 or later (they are watched through pidfds)",
+            count,
+            default_text="usable cores, `0` on one core",
+        ),
+    )
+    accept: str = field(
+        default="reuseport",
+        metadata=option(
+            "how gateways share the port: `reuseport` (a socket each, SO_REUSEPORT: the "
+            "kernel spreads new connections evenly) or `shared` (one socket bound by the "
+            "engine process and inherited: a busy gateway accepts less, a restarted one "
+            "loses nothing queued)",
+            OneOf("reuseport", "shared"),
+        ),
+    )
+    data_dir: Path = field(
+        default=DEFAULT_DATA_DIR,
+        metadata=option("where the embedded PostgreSQL keeps its files", Path),
+    )
+    max_request_size: int = field(
+        default=DEFAULT_MAX_REQUEST_SIZE,
+        metadata=option(
+            "largest request, in bytes of XML; larger ones are refused", positive_count
+        ),
+    )
+    idle_timeout: float = field(
+        default=300.0,
+        metadata=option("seconds a connection may stay silent between requests", seconds),
+    )
+    body_timeout: float = field(
+        default=30.0, metadata=option("seconds from a request's first byte to its last", seconds)
+    )
+    commit_timeout: float = field(
+        default=5.0,
+        metadata=option(
+            "seconds a batch may take to commit before the database counts as down (time "
+            "the server spends on its own work meanwhile does not count; a batch larger "
+            "than `--max-batch-rows`, one request alone, gets a multiple)",
+            seconds,
+        ),
+    )
+    shutdown_grace: float = field(
+        default=5.0,
+        metadata=option("seconds SIGTERM waits for requests being received or committed", seconds),
+    )
+    listen_backlog: int = field(
+        default=1024,
+        metadata=option(
+            "connections the kernel queues before they are accepted (asyncio's default "
+            "of 100 makes a burst of new connections wait a one-second SYN retransmission)",
+            count,
+        ),
+    )
+    write_high_water: int = field(
+        default=1 << 20,
+        metadata=option(
+            "unsent reply bytes above which a connection is no longer read, until its "
+            "client has taken most of them (keep it below `--max-unsent-bytes`)",
+            count,
+        ),
+    )
+    max_unsent_bytes: int = field(
+        default=8 << 20,
+        metadata=option(
+            "unsent reply bytes before a client that does not read is dropped: all a "
+            "client that never reads can cost the server",
+            count,
+        ),
+    )
+    max_pipelined: int = field(
+        default=256,
+        metadata=option(
+            "requests in progress (received, not yet answered) per connection before it "
+            "is no longer read, until replies leave",
+            count,
+        ),
+    )
+    max_connections: int = field(
+        default_factory=default_max_connections,
+        metadata=option(
+            "open connections; when full, a new one evicts the longest-idle",
+            count,
+            default_text="`10000`, fewer if the open-file limit is lower",
+        ),
+    )
+    connection_rate: float = field(
+        default=0.0,
+        metadata=option(
+            "requests per second per connection (token bucket); `0`: no limit",
+            number,
+            default_text="off",
+        ),
+    )
+    connection_burst: float = field(
+        default=100.0,
+        metadata=option("requests a connection may send at once above `--connection-rate`", number),
+    )
+    account_rate: float = field(
+        default=0.0,
+        metadata=option(
+            "`<transactions>` per second per account, over all its connections (token "
+            "bucket); `0`: no limit",
+            number,
+            default_text="off",
+        ),
+    )
+    account_burst: float = field(
+        default=100.0,
+        metadata=option(
+            "`<transactions>` an account may send at once above `--account-rate`", number
+        ),
+    )
+    max_open_orders: int = field(
+        default=0,
+        metadata=option(
+            "open orders one account may have at once; `0`: no cap", count, default_text="off"
+        ),
+    )
+    max_reply_fills: int = field(
+        default=10_000,
+        metadata=option(
+            "`<executed>` fills one request's queries and cancels may report in all; past "
+            "it a query or cancel gets `Reply too large` in its place (the first to report "
+            "any is always answered in full); `0`: no cap",
+            count,
+        ),
+    )
+    max_batch_rows: int = field(
+        default=50_000,
+        metadata=option(
+            "rows one batch may write before it is closed (after the request that reaches "
+            "it), so a commit's duration stays bounded under any burst",
+            positive_count,
+        ),
+    )
+    max_commands: int = field(
+        default=100_000,
+        metadata=option(
+            "commands one request may hold, counting each `<symbol>`/`<account>` pair; a "
+            "request with more is refused as too large",
+            positive_count,
+        ),
+    )
+    recovery_timeout: float = field(
+        default=300.0,
+        metadata=option(
+            "seconds each step of a recovery from a database failure (reconnect, restart "
+            "the embedded PostgreSQL, settle an in-doubt commit, reload) may take before "
+            "the attempt is made again",
+            positive_seconds,
+        ),
+    )
+    gateway_restart_delay: float = field(
+        default=1.0,
+        metadata=option(
+            "seconds a gateway that died within this long of its start waits before it is "
+            "started again (so one that cannot start does not spin)",
+            seconds,
+        ),
+    )
+    closing_stall: float = field(
+        default=5.0,
+        metadata=option(
+            "seconds a closing connection's client may take none of its unsent reply bytes "
+            "before the connection is reset",
+            seconds,
+        ),
+    )
+    admin_port: int | None = field(
+        default=None,
+        metadata=option(
+            "a second listener where `<create>` is accepted, then refused on the public "
+            "port unless `--create-networks` names the client's network; `0` picks a free "
+            "port, `off` has none",
+            port_or_off,
+            default_text="off",
+        ),
+    )
+    admin_host: str = field(
+        default="127.0.0.1", metadata=option("address of the `--admin-port` listener")
+    )
+    create_networks: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "comma-separated networks (CIDR) whose clients may `<create>` on the public port",
+            networks,
+        ),
+    )
+    account_tokens: Path | None = field(
+        default=None,
+        metadata=option(
+            'file of `account_id sha256-hex-of-token` lines: `<transactions token="…">` '
+            "is then required, with the account's token",
+            Path,
+        ),
+    )
+    tls_cert: Path | None = field(
+        default=None,
+        metadata=option("TLS on the public port: its certificate chain (PEM)", Path),
+    )
+    tls_key: Path | None = field(
+        default=None, metadata=option("the private key (PEM) of `--tls-cert`", Path)
+    )
+    tls_client_ca: Path | None = field(
+        default=None,
+        metadata=option(
+            "CA (PEM) that client certificates must chain to: with it, client certificates "
+            "are required and clients without one are refused",
+            Path,
+        ),
+    )
+    tls_handshake_timeout: float = field(
+        default=10.0,
+        metadata=option("seconds a client has to complete the TLS handshake", seconds),
+    )
+    metrics_port: int | None = field(
+        default=None,
+        metadata=option(
+            "HTTP port for Prometheus `/metrics` and the `/healthz` readiness check; `0` "
+            "picks a free one, `off` serves neither",
+            port_or_off,
+            default_text="off",
+        ),
+    )
+    metrics_host: str = field(
+        default="127.0.0.1", metadata=option("address of the `--metrics-port` endpoint")
+    )
+    log_format: str = field(
+        default="text",
+        metadata=option(
+            "`text` lines, or `json`: one object per line (gateways log the same way; "
+            "repeats are rate-limited)",
+            OneOf("text", "json"),
+        ),
+    )
+    stats_interval: float = field(
+        default=10.0,
+        metadata=option(
+            "seconds between log lines summarising batch sizes and commit times",
+            positive_seconds,
+        ),
+    )

@@ -1,33 +1,24 @@
-"""One client connection: bytes in, framed requests answered in order.
+"""One client connection: the asyncio shell around its session.
 
-An asyncio ``Protocol`` around the sans-I/O framing decoder. Each framed
-request reserves a slot in the connection's outbox before it is handed to
-the exchange, so pipelined requests are answered in arrival order even
-though their replies are released only when their batches commit. One timer per
-connection enforces two limits: the idle timeout between requests (the
-connection is closed) and the total deadline for receiving one request
+The wire rules (framing, parsing, the pipelining cap, replies in request
+order, rendering, when to close) live in the sans-I/O ``Session``
+(``protocol/session.py``). This shell owns what needs the event loop: the
+transport, the timers, flow control, the rate limit's clock and TLS. One
+timer per connection enforces two limits: the idle timeout between requests
+(the connection is closed) and the total deadline for receiving one request
 (answered with an error, then closed). The connection stops reading while
-unsent replies pile up (a client that does not read) or while too many of
-its requests are in progress (a client that pipelines without bound), so
-what one client costs the server stays bounded; past ``max_unsent_bytes``
-it is dropped. A close (idle timeout, fatal error, end of stream) sends
-what is still unsent, but a client that takes none of it for
-``CLOSING_STALL`` seconds is reset, so it cannot keep its buffers and
+unsent replies pile up (a client that does not read) or while the session
+has too many requests in progress (a client that pipelines without bound),
+so what one client costs the server stays bounded; past
+``max_unsent_bytes`` it is dropped. A close (idle timeout, fatal error, end
+of stream) sends what is still unsent, but a client that takes none of it
+for ``closing_stall`` seconds is reset, so it cannot keep its buffers and
 socket by not reading.
 
-With TLS the connection speaks it itself (``TlsSession``: an
-``ssl.SSLObject`` over memory buffers) on the plain accepted socket,
-rather than through the loop. With ``create_server(ssl=...)`` neither
-asyncio nor uvloop tells the protocol anything about a handshake that
-fails or times out (``connection_made`` comes only after it succeeds,
-``connection_lost`` only after ``connection_made``), and the socket cannot
-be reached until then, so sockets in the handshake could be neither
-counted nor evicted. ``loop.start_tls`` from ``connection_made`` does not
-help either: uvloop starts reading as ``connection_made`` returns, so the
-client's first handshake bytes would reach this protocol before the TLS
-layer. Here the socket is counted and evictable from its accept, its
-handshake has its own deadline, and however the handshake ends the
-connection either serves or is gone.
+With TLS the connection speaks it itself (``TlsSession``, ``tls.py``) on
+the plain accepted socket, rather than through the loop, so the socket is
+counted and evictable from its accept, its handshake has its own deadline,
+and however the handshake ends the connection either serves or is gone.
 """
 
 from __future__ import annotations
@@ -41,34 +32,45 @@ import struct
 from collections.abc import Callable
 from typing import cast
 
-from bourse.core.commands import Request, TransactionsRequest
-from bourse.core.errors import ErrorCode
-from bourse.protocol.events import END_OF_STREAM, NEED_DATA, Frame, RequestError
-from bourse.protocol.framing import FrameDecoder
-from bourse.protocol.reader import ReaderLimits, read_request
-from bourse.protocol.render import render_error
+from bourse.core.commands import Request
+from bourse.protocol.reader import ReaderLimits
+from bourse.protocol.session import (
+    ApplyRequest,
+    Ending,
+    ReplySlot,
+    RequestRefused,
+    Session,
+    SessionLimits,
+    SessionSignal,
+)
 from bourse.server.access import AccessPolicy
+from bourse.server.admission import ConnectionAdmission
 from bourse.server.config import ServerConfig
-from bourse.server.limits import TokenBucket
 from bourse.server.metrics import FrontendCounters
-from bourse.server.outbox import Outbox, Reply
 from bourse.server.registry import ConnectionRegistry
+from bourse.server.tls import TlsSession
 
 log = logging.getLogger(__name__)
 
 #: SO_LINGER on with a zero timeout: close() sends a reset at once.
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
-#: Seconds a closing connection's client may take none of its unsent
-#: replies before the connection is reset.
-CLOSING_STALL = 5.0
-
-#: Plaintext bytes taken from the TLS layer at a time.
-TLS_READ_SIZE = 256 * 1024
+#: The default of ``ServerConfig.closing_stall``, for callers that wait
+#: for a closing connection to be reset.
+CLOSING_STALL = ServerConfig().closing_stall
 
 #: Hands a parsed request to the exchange (in this process or through a
 #: gateway's link to the engine); the reply slot is settled later.
-Submit = Callable[[Request, Reply], None]
+Submit = Callable[[Request, ReplySlot], None]
+
+
+def session_limits(config: ServerConfig, access: AccessPolicy) -> SessionLimits:
+    """The session's bounds under ``config``."""
+    return SessionLimits(
+        max_request_size=config.max_request_size,
+        max_pipelined=config.max_pipelined,
+        reader=ReaderLimits(max_children=config.max_commands, accept_token=access.asks_tokens),
+    )
 
 
 class ExchangeConnection(asyncio.Protocol):
@@ -91,29 +93,20 @@ class ExchangeConnection(asyncio.Protocol):
         self._tls: TlsSession | None = None
         self._serving = False
         self._submit_request = submit
-        self._access = access
-        self._admin = admin
-        self._peer: str | None = None
-        self._reader_limits = ReaderLimits(accept_token=access.asks_tokens)
+        self._admission = ConnectionAdmission(config, access, admin=admin)
         self._config = config
         self._registry = registry
         self._on_failure = on_failure
-        self._decoder = FrameDecoder(config.max_request_size)
-        self._outbox = Outbox(self._write, self.close, self.abort)
+        self._session = Session(session_limits(config, access), self._admission, self._transmit)
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._idle_since = self._loop.time()
         self._request_started: float | None = None
-        self._closing = False
+        self._closed = False
         self._writing_paused = False
         self._reading_paused = False
         self._counted_open = False
-        self._bucket = (
-            TokenBucket(config.connection_rate, config.connection_burst)
-            if config.connection_rate > 0
-            else None
-        )
 
     # asyncio.Protocol
 
@@ -123,7 +116,7 @@ class ExchangeConnection(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
         self._transport = transport
         peer = transport.get_extra_info("peername")
-        self._peer = peer[0] if isinstance(peer, tuple) else None
+        self._admission.peer = peer[0] if isinstance(peer, tuple) else None
         transport.set_write_buffer_limits(high=self._config.write_high_water)
         self._counters.open += 1
         self._counted_open = True
@@ -167,7 +160,7 @@ class ExchangeConnection(asyncio.Protocol):
             self._receive_tls(self._tls, data)
 
     def _receive(self, plaintext: bytes) -> None:
-        self._decoder.feed(plaintext)
+        self._session.receive_data(plaintext)
         self._answer_ready_requests()
 
     def _receive_tls(self, tls: TlsSession, data: bytes) -> None:
@@ -194,7 +187,7 @@ class ExchangeConnection(asyncio.Protocol):
         answer: the transport closes."""
         if not self._serving:
             return False
-        self._decoder.feed_eof()
+        self._session.receive_eof()
         self._answer_ready_requests()
         return True
 
@@ -203,7 +196,7 @@ class ExchangeConnection(asyncio.Protocol):
 
     def _forget(self) -> None:
         """The connection is gone: stop its timer, uncount it (once)."""
-        self._closing = True
+        self._end_session()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -211,6 +204,11 @@ class ExchangeConnection(asyncio.Protocol):
             self._counters.open -= 1
             self._counted_open = False
         self._registry.discard(self)
+
+    def _end_session(self) -> None:
+        """From now on nothing more is taken from the client or sent to it."""
+        self._closed = True
+        self._session.connection_closed()
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -221,12 +219,12 @@ class ExchangeConnection(asyncio.Protocol):
         self._update_reading()
 
     def _update_reading(self) -> None:
-        """Read only while the client reads its replies and has fewer than
-        ``max_pipelined`` requests in progress."""
+        """Read only while the client reads its replies and the session has
+        fewer than ``max_pipelined`` requests in progress."""
         transport = self._transport
-        if transport is None or self._closing:
+        if transport is None or self._closed or not self._session.taking_requests:
             return
-        hold = self._writing_paused or len(self._outbox) >= self._config.max_pipelined
+        hold = self._writing_paused or self._session.pipeline_full
         if hold and not self._reading_paused:
             transport.pause_reading()
             self._reading_paused = True
@@ -240,12 +238,12 @@ class ExchangeConnection(asyncio.Protocol):
     @property
     def is_busy(self) -> bool:
         """True while a request is arriving or a reply is still owed."""
-        return self._decoder.in_request or not self._outbox.is_empty
+        return self._session.receiving or self._session.owes_replies
 
     def close(self) -> None:
         """Close after the replies already written have been sent, or reset
-        if the client stops taking them (``CLOSING_STALL``)."""
-        self._closing = True
+        if the client stops taking them (``closing_stall``)."""
+        self._end_session()
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -256,23 +254,24 @@ class ExchangeConnection(asyncio.Protocol):
 
     def _watch_closing(self, transport: asyncio.Transport, unsent_before: int | None) -> None:
         """Reset a closing connection whose client took none of its unsent
-        bytes since the last look; look again ``CLOSING_STALL`` later."""
+        bytes since the last look; look again ``closing_stall`` later."""
         unsent = transport.get_write_buffer_size()
         if unsent == 0:
             return  # the transport finishes closing by itself
+        stall = self._config.closing_stall
         if unsent_before is not None and unsent >= unsent_before:
-            log.info("client took none of %d unsent bytes in %ss; resetting", unsent, CLOSING_STALL)
+            log.info("client took none of %d unsent bytes in %ss; resetting", unsent, stall)
             self.abort()
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_later(CLOSING_STALL, self._watch_closing, transport, unsent)
+        self._timer = self._loop.call_later(stall, self._watch_closing, transport, unsent)
 
     def abort(self) -> None:
         """Drop the connection at once: a reset, discarding whatever the
         kernel still holds for the client (a client that does not read
         would otherwise keep it, and never see the connection end)."""
-        self._closing = True
+        self._end_session()
         if self._transport is not None:
             sock = self._transport.get_extra_info("socket")
             if sock is not None:
@@ -283,69 +282,46 @@ class ExchangeConnection(asyncio.Protocol):
     # requests
 
     def _answer_ready_requests(self) -> None:
-        limit = self._config.max_pipelined
-        while not self._closing and len(self._outbox) < limit:
-            event = self._decoder.next_event()
-            if event is NEED_DATA:
-                break
-            if event is END_OF_STREAM:
-                self._outbox.reserve().send_last(b"")
+        """Hand out every request the session has ready, within its cap."""
+        session = self._session
+        while not self._closed:
+            event = session.next_event()
+            if isinstance(event, ApplyRequest):
+                self._apply(event)
+            elif isinstance(event, RequestRefused):
+                self._counters.refuse(event.error.code.name)
+                self._transmit()
+            elif event is SessionSignal.NO_MORE_REQUESTS:
+                self._transmit()  # the close, once what is owed has left
                 return
-            if isinstance(event, Frame):
-                self._submit(event.body)
-            elif isinstance(event, RequestError):
-                self._refuse(event)
-                if event.fatal:
-                    return
-        self._note_progress()
-        if len(self._outbox) >= limit:
-            self._update_reading()
+            else:  # NEED_DATA or PIPELINE_FULL
+                self._note_progress()
+                if session.pipeline_full:
+                    self._update_reading()
+                return
 
-    def _submit(self, body: bytes) -> None:
-        if self._bucket is not None and not self._bucket.allow():
-            self._answer_error(RequestError(ErrorCode.RATE_LIMITED))
-            return
-        request = read_request(body, self._reader_limits)
-        if isinstance(request, RequestError):
-            self._answer_error(request)
-            return
-        refusal = self._refusal(request)
-        if refusal is not None:
-            self._answer_error(RequestError(refusal))
-            return
+    def _apply(self, event: ApplyRequest) -> None:
         try:
-            self._submit_request(request, self._outbox.reserve())
+            self._submit_request(event.request, event.reply)
         except Exception as exc:  # a bug: the exchange state can no longer be trusted
             log.exception("request failed unexpectedly; stopping the server")
             self.abort()
             self._on_failure(exc)
 
-    def _answer_error(self, error: RequestError) -> None:
-        """Answer a request the exchange never sees with ``error``."""
-        self._counters.refuse(error.code.name)
-        self._outbox.reserve().send(render_error(error))
-
-    def _refusal(self, request: Request) -> ErrorCode | None:
-        """Why access control refuses ``request`` here, if it does."""
-        if type(request) is TransactionsRequest:
-            if not self._access.may_transact(request.account_id, request.token):
-                return ErrorCode.UNAUTHORIZED
-        elif request.commands and not self._access.may_create(
-            on_admin_listener=self._admin, peer=self._peer
-        ):  # an empty <create> creates nothing: anyone may send it (access.py)
-            return ErrorCode.CREATE_FORBIDDEN
-        return None
-
-    def _refuse(self, error: RequestError) -> None:
-        """Answer a request that could not be framed; close if the stream is lost."""
-        self._counters.refuse(error.code.name)
-        reply = self._outbox.reserve()
-        data = render_error(error)
-        if error.fatal:
-            self._closing = True
-            reply.send_last(data)
-        else:
-            reply.send(data)
+    def _transmit(self) -> None:
+        """Send the replies ready to leave, in order; then close or drop the
+        connection if the session says so. Also called by the session when a
+        reply settled later unblocks replies."""
+        session = self._session
+        while data := session.data_to_send():
+            self._write(data)
+        if self._closed:
+            return
+        ending = session.ending
+        if ending is Ending.CLOSE:
+            self.close()
+        elif ending is Ending.ABORT:
+            self.abort()
 
     def _write(self, reply: bytes) -> None:
         transport = self._transport
@@ -367,7 +343,7 @@ class ExchangeConnection(asyncio.Protocol):
 
     def _note_progress(self) -> None:
         now = self._loop.time()
-        if not self._decoder.in_request:
+        if not self._session.receiving:
             self._request_started = None
             self._idle_since = now
             self._registry.touch(self)
@@ -389,84 +365,17 @@ class ExchangeConnection(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self._closing:
+        session = self._session
+        if self._closed or not session.taking_requests:
             return
         now = self._loop.time()
-        if not self._outbox.is_empty:  # the client is waiting for us, not idle
+        if session.owes_replies:  # the client is waiting for us, not idle
             self._schedule_timer(now + self._config.body_timeout)
         elif now < self._deadline():
             self._schedule_timer(self._deadline())
         elif self._request_started is not None:
             log.info("request not received within %ss; closing", self._config.body_timeout)
-            self._refuse(RequestError(ErrorCode.REQUEST_TIMEOUT, fatal=True))
+            self._counters.refuse(session.request_timed_out().error.code.name)
+            self._transmit()
         else:
             self.close()
-
-
-class TlsSession:
-    """TLS over a plain transport, driven by the connection: an
-    ``ssl.SSLObject`` between two memory buffers (``SSLContext.wrap_bio``).
-    Ciphertext goes straight to the transport, so its write buffer (what
-    flow control and the unsent-bytes cap look at) is what the client has
-    not taken."""
-
-    __slots__ = ("_incoming", "_outgoing", "_tls", "_transport", "ended", "established")
-
-    def __init__(self, context: ssl.SSLContext, transport: asyncio.Transport) -> None:
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
-        self._transport = transport
-        #: The handshake is done.
-        self.established = False
-        #: The client closed its side of the session (close_notify).
-        self.ended = False
-
-    def receive(self, data: bytes) -> bytes:
-        """The plaintext that ``data`` completes, if any. Raises
-        ``ssl.SSLError`` when the handshake fails or a record is bad (any
-        alert for the client is sent first)."""
-        self._incoming.write(data)
-        try:
-            if not self.established:
-                if not self._handshake():
-                    return b""
-                self.established = True
-            return self._plaintext()
-        finally:
-            self._flush()  # handshake messages, alerts, session tickets
-
-    def _handshake(self) -> bool:
-        """Take the handshake as far as the bytes received allow; True when done."""
-        try:
-            self._tls.do_handshake()
-        except ssl.SSLWantReadError:
-            return False
-        return True
-
-    def _plaintext(self) -> bytes:
-        chunks = []
-        try:
-            while chunk := self._tls.read(TLS_READ_SIZE):
-                chunks.append(chunk)
-            self.ended = True  # an empty read: the client's close_notify
-        except ssl.SSLWantReadError:
-            pass  # all that has arrived is read
-        except ssl.SSLZeroReturnError:
-            self.ended = True
-        return b"".join(chunks)
-
-    def send(self, plaintext: bytes) -> None:
-        self._tls.write(plaintext)
-        self._flush()
-
-    def close_notify(self) -> None:
-        """End the session cleanly: the client sees an orderly end, not a cut."""
-        with contextlib.suppress(ssl.SSLError):  # it waits for the client's: no matter
-            self._tls.unwrap()
-        self._flush()
-
-    def _flush(self) -> None:
-        data = self._outgoing.read()
-        if data:
-            self._transport.write(data)

@@ -7,7 +7,7 @@ shutdown stops accepting, lets requests being received finish within the
 grace period, waits for owed replies (``drain``), then closes what is left.
 The listener itself speaks plain TCP: each connection does its own TLS, so
 that it counts toward the connection cap from its accept
-(``connection.py`` says why).
+(``tls.py`` says why).
 """
 
 from __future__ import annotations

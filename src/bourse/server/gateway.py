@@ -9,7 +9,7 @@ accepts and serves connections exactly as the single-process server does,
 but instead of applying a parsed request it sends it to the engine and
 keeps the connection's reply slot under a token until the engine answers
 (after the batch committed). Replies of one connection stay in order
-because each connection's outbox releases slots only from the front.
+because each connection's session releases slots only from the front.
 
 If the engine goes away the gateway drops its connections and exits 1;
 SIGTERM or SIGINT stops accepting, finishes what is owed, and exits 0.
@@ -32,11 +32,11 @@ from typing import Any
 from bourse.core.commands import Request
 from bourse.core.errors import ErrorCode
 from bourse.logs import configure_logging
+from bourse.protocol.session import ReplySlot
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
 from bourse.server.ipc import READY, STATS, MessageStream
 from bourse.server.metrics import FrontendCounters
-from bourse.server.outbox import Reply
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,11 @@ class EngineLink(MessageStream):
     def __init__(self) -> None:
         super().__init__()
         self._next_token = 0
-        self._waiting: dict[int, Reply] = {}
+        self._waiting: dict[int, ReplySlot] = {}
         self._drained = asyncio.Event()
         self._drained.set()
 
-    def submit(self, request: Request, reply: Reply) -> None:
+    def submit(self, request: Request, reply: ReplySlot) -> None:
         """Send ``request`` to the engine; ``reply`` is settled by its answer."""
         self._next_token += 1
         self._waiting[self._next_token] = reply

@@ -40,8 +40,8 @@ from bourse.core.errors import ErrorCode
 from bourse.core.results import Error, Opened, Result
 from bourse.server.limits import AccountLimits
 from bourse.server.metrics import Metrics
+from bourse.server.storage import Storage
 from bourse.server.tuning import tune_garbage_collector
-from bourse.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +148,11 @@ class _CommitError(Exception):
 
 
 class ExchangeService:
-    """The engine, its store, and the batches between them."""
+    """The engine, its store (any ``Storage``), and the batches between them."""
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         *,
         commit_timeout: float = 5.0,
         recovery_timeout: float = 300.0,

@@ -43,64 +43,57 @@ What this module does instead:
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import importlib.util
 import math
 import os
-import pwd
-import stat
 import subprocess
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import quote
 
-import psutil  # type: ignore[import-untyped]
+from bourse.store.embedded_account import (
+    EmbeddedPostgresError,
+    ServiceAccount,
+    check_binaries_reachable,
+    check_traversable,
+    give_to,
+    run_pg,
+    service_account,
+)
+from bourse.store.embedded_layout import (
+    CONF_FILE,
+    LOCK_FILE,
+    LOG_FILE,
+    PGDATA,
+    SOCKET_DIR,
+    acquire_lock,
+    check_is_ours,
+    make_private_temp_dir,
+    socket_path_fits,
+    write_config,
+)
+from bourse.store.embedded_processes import (
+    DATABASE,
+    POLL_INTERVAL,
+    SUPERUSER,
+    PostmasterInfo,
+    is_alive,
+    libpq_url,
+    read_postmaster_info,
+    serves,
+    wait_gone,
+)
 
-PORT = 5432
-SUPERUSER = "postgres"
-DATABASE = "postgres"
+__all__ = [
+    "EmbeddedPostgres",
+    "EmbeddedPostgresError",
+    "PostmasterInfo",
+    "libpq_url",
+    "read_postmaster_info",
+    "serves",
+]
+
 DEFAULT_TIMEOUT = 60.0
-
-LOCK_FILE = "bourse.lock"
-PGDATA = "pgdata"
-SOCKET_DIR = "socket"
-LOG_FILE = "postgresql.log"
-CONF_FILE = "bourse.conf"
-
-# sockaddr_un.sun_path is 108 bytes on Linux (104 on macOS), terminating NUL included.
-MAX_SOCKET_PATH = 103
-SOCKET_NAME = f".s.PGSQL.{PORT}"
-POLL_INTERVAL = 0.05
 LOG_TAIL_LINES = 20
-
-
-class EmbeddedPostgresError(Exception):
-    """The embedded PostgreSQL could not be started, adopted or stopped; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class PostmasterInfo:
-    """What a running PostgreSQL writes into ``postmaster.pid``."""
-
-    pid: int
-    data_dir: Path
-    port: int
-    socket_dir: Path | None
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceAccount:
-    """The unprivileged user the PostgreSQL binaries run as when bourse runs as root."""
-
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
 
 
 class EmbeddedPostgres:
@@ -355,255 +348,3 @@ class EmbeddedPostgres:
             return ""
         tail = "\n".join(lines[-LOG_TAIL_LINES:])
         return f"\n--- last lines of {self.log_file} ---\n{tail}" if tail else ""
-
-
-# -- postmaster.pid and processes ------------------------------------------------------
-
-
-def read_postmaster_info(pgdata: Path) -> PostmasterInfo | None:
-    """Parse ``pgdata/postmaster.pid``; None if it is missing or unreadable."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()
-        pid = int(lines[0])
-    except (OSError, ValueError, IndexError, UnicodeDecodeError):
-        return None
-    field = lines + [""] * (8 - len(lines))
-    port = int(field[3]) if field[3].strip().isdigit() else PORT
-    socket_dir = Path(field[4].strip()) if field[4].strip() else None
-    return PostmasterInfo(pid, Path(field[1].strip()), port, socket_dir, field[7].strip())
-
-
-def is_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie is not)."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return False
-
-
-def serves(pid: int, pgdata: Path) -> bool:
-    """Whether ``pid`` is a live postgres process working in ``pgdata``."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE or process.name() != "postgres":
-            return False
-        try:
-            cwd = Path(str(process.cwd()))
-        except psutil.AccessDenied:
-            return True  # a postgres named by our pid file, whose directory we may not see
-        return cwd.resolve() == pgdata.resolve()
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_gone(pid: int, deadline: float) -> bool:
-    """Wait until ``pid`` has exited; False if it is still alive at ``deadline``."""
-    while is_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL)
-    return True
-
-
-def libpq_url(info: PostmasterInfo) -> str:
-    """The libpq URL of the server described by ``info`` (Unix socket)."""
-    host = quote(str(info.socket_dir), safe="/")
-    return f"postgresql://{SUPERUSER}@/{DATABASE}?host={host}&port={info.port}"
-
-
-# -- the lock --------------------------------------------------------------------------
-
-
-def acquire_lock(path: Path) -> int:
-    """Take the exclusive owner lock and write our pid into it; refuse if someone holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise EmbeddedPostgresError(
-            f"{path.parent} is in use by another bourse process (pid {holder}); "
-            "stop it first or choose another data directory"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    return fd
-
-
-# -- the data directory and configuration ---------------------------------------------
-
-
-def check_is_ours(data_dir: Path) -> None:
-    """Refuse an existing, non-empty directory that holds nothing of bourse's."""
-    if not data_dir.is_dir():
-        raise EmbeddedPostgresError(f"{data_dir} exists and is not a directory")
-    entries = {entry.name for entry in data_dir.iterdir()}
-    if entries and not entries & {LOCK_FILE, PGDATA}:
-        raise EmbeddedPostgresError(
-            f"{data_dir} is not empty and holds no bourse database; choose a new or empty directory"
-        )
-
-
-def socket_path_fits(socket_dir: Path) -> bool:
-    """Whether a Unix socket in ``socket_dir`` has a short enough path."""
-    return len(os.fsencode(socket_dir / SOCKET_NAME)) <= MAX_SOCKET_PATH
-
-
-def make_private_temp_dir(data_dir: Path, account: ServiceAccount | None) -> Path:
-    """A 0700 socket directory under the temp dir, named after a hash of ``data_dir``."""
-    digest = hashlib.sha256(os.fsencode(data_dir)).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"bourse-pg-{digest}"
-    if not socket_path_fits(path):
-        raise EmbeddedPostgresError(f"no socket directory short enough for {data_dir}")
-    try:
-        path.mkdir(mode=0o700)
-        if account is not None:
-            give_to(path, account)
-    except FileExistsError:
-        pass
-    check_private(path, account.uid if account is not None else os.geteuid())
-    return path
-
-
-def check_private(path: Path, uid: int) -> None:
-    """Refuse a socket directory someone else could have planted or could enter."""
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
-        raise EmbeddedPostgresError(
-            f"{path} is not a private directory of uid {uid} (mode 0700); remove it and retry"
-        )
-
-
-def write_config(pgdata: Path, socket_dir: Path, account: ServiceAccount | None) -> None:
-    """Write ``bourse.conf`` (included from postgresql.conf); ALTER SYSTEM still overrides."""
-    settings = {
-        "listen_addresses": "''",
-        "port": str(PORT),
-        "unix_socket_directories": conf_string(str(socket_dir)),
-        "unix_socket_permissions": "0700",
-        # Durability is the point: an acknowledged trade survives a crash.
-        "fsync": "on",
-        "synchronous_commit": "on",
-        "full_page_writes": "on",
-        "max_connections": "100",
-        "shared_buffers": "128MB",
-        "timezone": "'UTC'",
-        "log_timezone": "'UTC'",
-        "logging_collector": "off",  # stderr goes to data_dir/postgresql.log via pg_ctl -l
-        "log_destination": "'stderr'",
-        "log_line_prefix": "'%m [%p] '",
-        "log_checkpoints": "on",
-    }
-    lines = [f"{name} = {value}" for name, value in settings.items()]
-    path = pgdata / CONF_FILE
-    path.write_text("# Written by bourse on every start.\n" + "\n".join(lines) + "\n")
-    if account is not None:
-        os.chown(path, account.uid, account.gid)
-
-
-def conf_string(value: str) -> str:
-    """Quote ``value`` as a postgresql.conf string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-# -- root: the service account ---------------------------------------------------------
-
-
-def service_account(pgdata: Path) -> ServiceAccount:
-    """The owner of an existing cluster, else the ``postgres`` user, else ``nobody``."""
-    try:
-        owner = pgdata.stat().st_uid
-    except FileNotFoundError:
-        owner = 0
-    if owner != 0:
-        try:
-            return account_of(pwd.getpwuid(owner))
-        except KeyError:
-            pass
-    for name in ("postgres", "nobody"):
-        try:
-            return account_of(pwd.getpwnam(name))
-        except KeyError:
-            continue
-    raise EmbeddedPostgresError("running as root, but there is no 'postgres' or 'nobody' user")
-
-
-def account_of(entry: pwd.struct_passwd) -> ServiceAccount:
-    groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
-    return ServiceAccount(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
-
-
-def give_to(path: Path, account: ServiceAccount) -> None:
-    """Chown one directory this module owns (never its parents) to the service account."""
-    os.chown(path, account.uid, account.gid)
-
-
-def can_search(path: Path, account: ServiceAccount) -> bool:
-    """Whether ``account`` may traverse directory ``path``, by its mode bits."""
-    info = path.stat()
-    if info.st_uid == account.uid:
-        return bool(info.st_mode & stat.S_IXUSR)
-    if info.st_gid in account.groups:
-        return bool(info.st_mode & stat.S_IXGRP)
-    return bool(info.st_mode & stat.S_IXOTH)
-
-
-def check_traversable(data_dir: Path, account: ServiceAccount) -> None:
-    """Refuse a data directory whose parents the service account cannot traverse."""
-    parents = dict.fromkeys([*data_dir.parents, *data_dir.resolve().parents])  # symlinks too
-    blocked = [parent for parent in parents if not can_search(parent, account)]
-    if blocked:
-        raise EmbeddedPostgresError(
-            f"PostgreSQL cannot run as root, so it runs as user {account.name!r}, who cannot "
-            f"enter {blocked[-1]} (a parent of the data directory {data_dir}). bourse does not "
-            "change the permissions of parent directories: choose a data directory whose "
-            "parents are world-searchable, e.g. under /var/lib or /tmp"
-        )
-
-
-def check_binaries_reachable(account: ServiceAccount) -> None:
-    """Refuse when the service account cannot reach the bundled PostgreSQL binaries."""
-    install = bin_dir().parent
-    for directory in (install / "bin", install / "lib"):
-        blocked = [d for d in (directory, *directory.parents) if not can_search(d, account)]
-        if blocked:
-            raise EmbeddedPostgresError(
-                f"PostgreSQL cannot run as root, so it runs as user {account.name!r}, who "
-                f"cannot enter {blocked[-1]} to reach the PostgreSQL binaries in {directory}; "
-                "install bourse where that user can read it"
-            )
-
-
-# -- running the binaries --------------------------------------------------------------
-
-
-def bin_dir() -> Path:
-    """The PostgreSQL binaries bundled with ``pgserver``, found without importing it."""
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedPostgresError("the pgserver package (bundled PostgreSQL) is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def run_pg(
-    args: list[str], account: ServiceAccount | None, *, cwd: Path, timeout: float
-) -> subprocess.CompletedProcess[str]:
-    """Run a bundled PostgreSQL program (as ``account`` if given); output merged in stdout."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    environment["LC_ALL"] = "C"
-    command = [str(bin_dir() / args[0]), *args[1:]]
-    return subprocess.run(
-        command,
-        cwd=cwd,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-        user=account.uid if account is not None else None,
-        group=account.gid if account is not None else None,
-        extra_groups=list(account.groups) if account is not None else None,
-    )

@@ -11,12 +11,18 @@ double its time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bourse.core.changes import AccountRow, DepositRow, ExecutionRow, OrderRow, PositionRow
+from bourse.core.changes import (
+    AccountRow,
+    ChangeSet,
+    DepositRow,
+    ExecutionRow,
+    OrderRow,
+    PositionRow,
+)
 from bourse.core.results import Execution
 
 _ACCOUNTS = "SELECT id, balance FROM accounts"
@@ -39,21 +45,9 @@ _EXECUTIONS = (
 _LAST_BATCH = "SELECT coalesce(max(id), 0) FROM batches"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredState:
-    """Everything the database holds about the exchange."""
-
-    symbols: list[str]
-    accounts: list[AccountRow]
-    positions: list[PositionRow]
-    orders: list[OrderRow]
-    executions: list[ExecutionRow]
-    deposits: list[DepositRow]
-    last_batch_id: int
-
-
-async def load_state(database: AsyncEngine) -> StoredState:
-    """The exchange as last committed, read in one repeatable-read snapshot."""
+async def load_state(database: AsyncEngine) -> tuple[ChangeSet, int]:
+    """The exchange as last committed, as the change set that builds it from
+    nothing, and the last batch id; read in one repeatable-read snapshot."""
     async with database.connect() as connection:
         session = (await connection.get_raw_connection()).driver_connection
         assert session is not None
@@ -61,7 +55,7 @@ async def load_state(database: AsyncEngine) -> StoredState:
             return await _read(session)
 
 
-async def _read(session: Any) -> StoredState:
+async def _read(session: Any) -> tuple[ChangeSet, int]:
     symbols = [row[0] for row in await session.fetch(_SYMBOLS)]
     accounts = [AccountRow(*row) for row in await session.fetch(_ACCOUNTS)]
     positions = [PositionRow(*row) for row in await session.fetch(_POSITIONS)]
@@ -72,6 +66,5 @@ async def _read(session: Any) -> StoredState:
     ]
     deposits = [DepositRow(*row) for row in await session.fetch(_DEPOSITS)]
     last_batch_id = await session.fetchval(_LAST_BATCH)
-    return StoredState(
-        symbols, accounts, positions, orders, executions, deposits, int(last_batch_id)
-    )
+    stored = ChangeSet(symbols, accounts, positions, orders, executions, deposits)
+    return stored, int(last_batch_id)

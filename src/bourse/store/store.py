@@ -22,7 +22,7 @@ from bourse.core.engine import Engine
 from bourse.core.restore import restore_engine
 from bourse.store.audit import audit_database
 from bourse.store.database import migrate, open_database, settle_session
-from bourse.store.loader import StoredState, load_state
+from bourse.store.loader import load_state
 from bourse.store.writer import BatchWriter
 
 
@@ -66,22 +66,15 @@ class Store:
         """Commit one batch (see ``writer.BatchWriter.write``)."""
         await self._writer.write(batch_id, requests, changes, statement_sent)
 
-    async def load(self) -> StoredState:
-        """Everything committed so far."""
-        return await load_state(self._database)
+    async def load(self) -> ChangeSet:
+        """Everything committed so far, as the change set that builds it."""
+        stored, _ = await load_state(self._database)
+        return stored
 
     async def load_engine(self) -> tuple[Engine, int]:
         """A fresh engine holding everything committed, and the last batch id."""
-        state = await self.load()
-        engine = restore_engine(
-            symbols=state.symbols,
-            accounts=state.accounts,
-            positions=state.positions,
-            orders=state.orders,
-            executions=state.executions,
-            deposits=state.deposits,
-        )
-        return engine, state.last_batch_id
+        stored, last_batch_id = await load_state(self._database)
+        return restore_engine(stored), last_batch_id
 
     async def settle(self, server_pid: int) -> None:
         """Make sure the session ``server_pid``, whose COMMIT is in doubt, has

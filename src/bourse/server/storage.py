@@ -1,0 +1,51 @@
+"""What the exchange service needs from its system of record, and no more.
+
+``ExchangeService`` decides when a batch is released, refused or dropped
+and how the exchange is rebuilt; the store (``bourse.store.store.Store``,
+PostgreSQL) only carries those decisions out. Typing the service against
+this protocol keeps the two apart: the service's decisions can be tested
+with an in-memory store, without PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from bourse.core.changes import ChangeSet
+from bourse.core.engine import Engine
+
+
+class Storage(Protocol):
+    """The exchange's system of record, as the service uses it."""
+
+    async def migrate(self) -> None:
+        """Bring the schema up to date."""
+
+    async def load_engine(self) -> tuple[Engine, int]:
+        """A fresh engine holding everything committed, and the last batch id."""
+
+    async def write(
+        self,
+        batch_id: int,
+        requests: int,
+        changes: ChangeSet,
+        statement_sent: Callable[[int], None],
+    ) -> None:
+        """Commit ``changes`` as batch ``batch_id`` of ``requests`` requests.
+
+        ``statement_sent`` is called with the database session's id the
+        moment the write can no longer be called off: an exception raised
+        before that call means nothing was written; after it, the outcome
+        is in doubt until that session has ended (``settle``).
+        """
+
+    async def reset_connections(self) -> None:
+        """Forget every connection (after a failure left them in doubt)."""
+
+    async def revive(self) -> None:
+        """Bring the database back if this store knows how (else nothing)."""
+
+    async def settle(self, server_pid: int) -> None:
+        """Make sure the session ``server_pid``, whose commit is in doubt, has
+        ended, so that what is loaded next holds its outcome."""

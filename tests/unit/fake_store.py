@@ -1,0 +1,146 @@
+"""An in-memory system of record, for testing the exchange service's decisions.
+
+It keeps what committed batches wrote as rows merged by key, as the tables
+do (accounts, positions and orders updated in place, executions and
+deposits appended), and loads them back through ``restore_engine`` as the
+real store does: after a failure the service rebuilds from what was
+committed, and from nothing else. What each write does is scripted
+(commit, fail before sending, commit but lose the answer, never answer);
+while ``down`` the database cannot be reached at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from enum import Enum, auto
+
+from bourse.core.changes import (
+    AccountRow,
+    ChangeSet,
+    DepositRow,
+    ExecutionRow,
+    OrderRow,
+    PositionRow,
+)
+from bourse.core.engine import Engine
+from bourse.core.restore import restore_engine
+
+#: The database session id a write reports when its statement is sent.
+SESSION_PID = 4242
+
+
+class Write(Enum):
+    """What one write does."""
+
+    COMMIT = auto()
+    #: Fails before the statement is sent: nothing was written.
+    FAIL_BEFORE_SENDING = auto()
+    #: Sent and committed, but the answer is lost (the connection drops).
+    ANSWER_LOST = auto()
+    #: Sent, and no answer ever comes; nothing is committed.
+    NEVER_ANSWERS = auto()
+
+
+class FakeStore:
+    """A ``Storage`` in memory; ``calls`` records what the service asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        #: ``(batch id, requests, rows)`` of each committed batch, in order.
+        self.batches: list[tuple[int, int, int]] = []
+        #: What the next writes do (``Write.COMMIT`` once empty).
+        self.writes: deque[Write] = deque()
+        #: When given, every write waits until it is set before going on.
+        self.hold: asyncio.Event | None = None
+        #: Seconds each sent statement takes to answer.
+        self.write_seconds = 0.0
+        self.down = False
+        #: Loads still to fail (database unreachable) before one succeeds.
+        self.failing_loads = 0
+        #: Loads still to hang for ever before one succeeds.
+        self.hanging_loads = 0
+        self._symbols: list[str] = []
+        self._accounts: dict[str, AccountRow] = {}
+        self._positions: dict[tuple[str, str], PositionRow] = {}
+        self._orders: dict[int, OrderRow] = {}
+        self._executions: list[ExecutionRow] = []
+        self._deposits: list[DepositRow] = []
+        self._last_batch_id = 0
+
+    def calls_after(self, call: str) -> list[str]:
+        """The calls made after the first ``call``."""
+        return self.calls[self.calls.index(call) + 1 :]
+
+    def _reach(self) -> None:
+        if self.down:
+            raise ConnectionRefusedError("the database is down")
+
+    async def migrate(self) -> None:
+        self.calls.append("migrate")
+        self._reach()
+
+    async def load_engine(self) -> tuple[Engine, int]:
+        self.calls.append("load")
+        self._reach()
+        if self.failing_loads:
+            self.failing_loads -= 1
+            raise ConnectionRefusedError("the database is starting")
+        if self.hanging_loads:
+            self.hanging_loads -= 1
+            await asyncio.Event().wait()
+        return restore_engine(self.stored()), self._last_batch_id
+
+    def stored(self) -> ChangeSet:
+        """Every committed row, as the change set that builds the exchange."""
+        return ChangeSet(
+            symbols=list(self._symbols),
+            accounts=list(self._accounts.values()),
+            positions=list(self._positions.values()),
+            orders=[self._orders[order_id] for order_id in sorted(self._orders)],
+            executions=list(self._executions),
+            deposits=list(self._deposits),
+        )
+
+    async def write(
+        self,
+        batch_id: int,
+        requests: int,
+        changes: ChangeSet,
+        statement_sent: Callable[[int], None],
+    ) -> None:
+        self.calls.append(f"write {batch_id}")
+        if self.hold is not None:
+            await self.hold.wait()
+        self._reach()
+        outcome = self.writes.popleft() if self.writes else Write.COMMIT
+        if outcome is Write.FAIL_BEFORE_SENDING:
+            raise ConnectionRefusedError("no connection")
+        statement_sent(SESSION_PID)
+        await asyncio.sleep(self.write_seconds)
+        if outcome is Write.NEVER_ANSWERS:
+            await asyncio.Event().wait()
+        self._commit(batch_id, requests, changes)
+        if outcome is Write.ANSWER_LOST:
+            raise ConnectionResetError("the connection dropped before the answer")
+
+    def _commit(self, batch_id: int, requests: int, changes: ChangeSet) -> None:
+        self._symbols.extend(changes.symbols)
+        self._accounts.update((row.account_id, row) for row in changes.accounts)
+        self._positions.update(((row.account_id, row.symbol), row) for row in changes.positions)
+        self._orders.update((row.order_id, row) for row in changes.orders)
+        self._executions.extend(changes.executions)
+        self._deposits.extend(changes.deposits)
+        self._last_batch_id = batch_id
+        self.batches.append((batch_id, requests, changes.row_count()))
+
+    async def reset_connections(self) -> None:
+        self.calls.append("reset")
+
+    async def revive(self) -> None:
+        self.calls.append("revive")
+
+    async def settle(self, server_pid: int) -> None:
+        self.calls.append(f"settle {server_pid}")
+        self._reach()
