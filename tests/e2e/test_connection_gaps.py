@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import trustme
 
-from bourse.server.connection import CLOSING_STALL
 from tests.e2e.harness import (
     BOURSE,
     ServerProcess,
@@ -32,6 +31,8 @@ from tests.e2e.harness import (
 )
 
 EMPTY_CREATE = b"<create></create>"
+#: Seconds a closing connection's client may take nothing (``--closing-stall``).
+CLOSING_STALL = 1.0
 METRICS_AT = re.compile(r"metrics on http://[^ ]+:(\d+)/metrics")
 OPEN_CONNECTIONS = re.compile(rb"^bourse_connections (\S+)$", re.MULTILINE)
 #: ``tcp_info.tcpi_state`` once a reset has arrived.
@@ -203,7 +204,8 @@ def test_a_closing_connection_whose_client_does_not_read_is_reset(
     than ``--max-unsent-bytes``, are still unsent when the connection
     closes; the client never reads them."""
     idle = ["--idle-timeout", "1"] if ending == "idle timeout" else []
-    with running_server(database_url, *idle) as server, socket.socket() as reader_less:
+    stall = ["--closing-stall", str(CLOSING_STALL)]
+    with running_server(database_url, *idle, *stall) as server, socket.socket() as reader_less:
         query = sell_with_many_fills(server)
         reader_less.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         reader_less.connect(("127.0.0.1", server.port))

@@ -55,10 +55,6 @@ log = logging.getLogger(__name__)
 #: SO_LINGER on with a zero timeout: close() sends a reset at once.
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
-#: The default of ``ServerConfig.closing_stall``, for callers that wait
-#: for a closing connection to be reset.
-CLOSING_STALL = ServerConfig().closing_stall
-
 #: Hands a parsed request to the exchange (in this process or through a
 #: gateway's link to the engine); the reply slot is settled later.
 Submit = Callable[[Request, ReplySlot], None]
