@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]
 
 BOURSE = Path(sys.executable).with_name("bourse")
 LISTENING = re.compile(r"bourse listening on [^ ]+:(\d+)")
@@ -142,3 +145,20 @@ def is_closed(sock: socket.socket, within: float) -> bool:
     except ConnectionResetError:
         return True
     return False
+
+
+def closed_now(sock: socket.socket) -> bool:
+    """True if the server has closed ``sock`` (checked without waiting)."""
+    readable, _, _ = select.select([sock], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return sock.recv(65536, socket.MSG_PEEK) == b""
+    except ConnectionResetError:
+        return True
+
+
+def server_memory(server: ServerProcess) -> int:
+    """Resident bytes of the server process and its gateways."""
+    main = psutil.Process(server.process.pid)
+    return sum(process.memory_info().rss for process in [main, *main.children(recursive=True)])

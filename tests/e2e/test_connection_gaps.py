@@ -8,7 +8,6 @@ IPv4 clients of a server listening on ``::``."""
 from __future__ import annotations
 
 import re
-import select
 import socket
 import ssl
 import struct
@@ -23,6 +22,7 @@ import trustme
 from tests.e2e.harness import (
     BOURSE,
     ServerProcess,
+    closed_now,
     exchange,
     frame_line,
     read_reply,
@@ -37,17 +37,6 @@ METRICS_AT = re.compile(r"metrics on http://[^ ]+:(\d+)/metrics")
 OPEN_CONNECTIONS = re.compile(rb"^bourse_connections (\S+)$", re.MULTILINE)
 #: ``tcp_info.tcpi_state`` once a reset has arrived.
 TCP_CLOSE = 7
-
-
-def closed_now(sock: socket.socket) -> bool:
-    """True if the server has closed ``sock`` (checked without waiting)."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    if not readable:
-        return False
-    try:
-        return sock.recv(65536, socket.MSG_PEEK) == b""
-    except ConnectionResetError:
-        return True
 
 
 # -- TLS handshakes ------------------------------------------------------------------

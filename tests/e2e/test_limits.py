@@ -3,37 +3,25 @@ connection floods, clients that never read, request rates, open orders."""
 
 from __future__ import annotations
 
-import select
 import socket
 import threading
 import time
 from contextlib import ExitStack
 
-import psutil  # type: ignore[import-untyped]
-
 from tests.e2e.harness import (
     ServerProcess,
+    closed_now,
     exchange,
     frame_line,
     is_closed,
     read_replies,
     read_reply,
     running_server,
+    server_memory,
 )
 
 EMPTY_CREATE = b"<create></create>"
 RATE_LIMITED = b"<error>Rate limit exceeded</error>"
-
-
-def closed_now(sock: socket.socket) -> bool:
-    """True if the server has closed ``sock`` (checked without waiting)."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    if not readable:
-        return False
-    try:
-        return sock.recv(65536, socket.MSG_PEEK) == b""
-    except ConnectionResetError:
-        return True
 
 
 def answered(server: ServerProcess, xml: bytes = EMPTY_CREATE) -> float:
@@ -104,12 +92,6 @@ def test_an_idle_flood_at_the_connection_cap_does_not_lock_out_a_new_client(
             sock.sendall(frame_line(EMPTY_CREATE))
             assert b"<results>" in read_reply(sock)
         assert server.stop() == 0
-
-
-def server_memory(server: ServerProcess) -> int:
-    """Resident bytes of the server process and its gateways."""
-    main = psutil.Process(server.process.pid)
-    return sum(process.memory_info().rss for process in [main, *main.children(recursive=True)])
 
 
 def test_a_client_that_never_reads_is_dropped_with_memory_bounded(database_url: str) -> None:

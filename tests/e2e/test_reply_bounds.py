@@ -27,6 +27,7 @@ from tests.e2e.harness import (
     read_replies,
     read_reply,
     running_server,
+    server_memory,
 )
 
 FILLS = 2_500
@@ -98,12 +99,6 @@ def test_one_order_longer_than_the_budget_is_still_answered_in_full(database_url
         assert reply.count(b"<executed ") == 300
         assert len(ERROR_ELEMENT.findall(reply)) == 1
         assert server.stop() == 0
-
-
-def server_memory(server: ServerProcess) -> int:
-    """Resident bytes of the server process and its gateways."""
-    main = psutil.Process(server.process.pid)
-    return sum(process.memory_info().rss for process in [main, *main.children(recursive=True)])
 
 
 @contextmanager

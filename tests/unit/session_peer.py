@@ -2,11 +2,9 @@
 with no socket: it feeds bytes, takes every event, settles reply slots when
 told to, and keeps what the session hands out to send, next to the replies
 the events say are owed, in order. With the framings and the ways to cut a
-stream that the session's tests use."""
+stream that the session's tests use (tests/unit/chunkers.py)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterable
 
 from bourse.core.commands import Request
 from bourse.core.errors import ErrorCode
@@ -24,24 +22,6 @@ from bourse.protocol.session import (
     SessionLimits,
     SessionSignal,
 )
-
-Chunker = Callable[[bytes], Iterable[bytes]]
-
-
-def whole(data: bytes) -> Iterable[bytes]:
-    return [data]
-
-
-def byte_by_byte(data: bytes) -> Iterable[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
-
-
-def odd_chunks(data: bytes) -> Iterable[bytes]:
-    return [data[i : i + 3] for i in range(0, len(data), 3)]
-
-
-def length_line(body: bytes) -> bytes:
-    return str(len(body)).encode() + b"\n" + body
 
 
 def binary(body: bytes) -> bytes:

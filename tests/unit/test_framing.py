@@ -26,21 +26,7 @@ from bourse.protocol.events import (
     Signal,
 )
 from bourse.protocol.framing import DEFAULT_MAX_REQUEST_SIZE, FrameDecoder
-
-Chunker = Callable[[bytes], Iterable[bytes]]
-
-
-def whole(data: bytes) -> Iterable[bytes]:
-    return [data]
-
-
-def byte_by_byte(data: bytes) -> Iterable[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
-
-
-def odd_chunks(data: bytes) -> Iterable[bytes]:
-    return [data[i : i + 3] for i in range(0, len(data), 3)]
-
+from tests.unit.chunkers import Chunker, byte_by_byte, odd_chunks, whole
 
 CHUNKERS = pytest.mark.parametrize("chunker", [whole, byte_by_byte, odd_chunks])
 

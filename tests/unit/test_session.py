@@ -16,19 +16,11 @@ from bourse.core.errors import ErrorCode
 from bourse.core.results import Result
 from bourse.protocol import render
 from bourse.protocol.events import RequestError
+from bourse.protocol.framing import frame_request as length_line
 from bourse.protocol.reader import ReaderLimits
 from bourse.protocol.session import Ending, SessionLimits, SessionSignal
-from tests.unit.session_peer import (
-    Chunker,
-    Peer,
-    answer,
-    binary,
-    byte_by_byte,
-    length_line,
-    odd_chunks,
-    refusal,
-    whole,
-)
+from tests.unit.chunkers import Chunker, byte_by_byte, odd_chunks, whole
+from tests.unit.session_peer import Peer, answer, binary, refusal
 
 CREATE = b'<create><account id="7" balance="1000"/></create>'
 ORDER = b'<transactions id="7"><order sym="SPY" amount="100" limit="125"/></transactions>'
