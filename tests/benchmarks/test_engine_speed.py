@@ -19,8 +19,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
 from bourse.core.audit import audit
 from bourse.core.commands import TransactionsRequest
-from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
+from bourse.core.exchange import Exchange
 from bourse.core.results import Error
 from bourse.server.tuning import tune_garbage_collector
 
@@ -35,14 +35,14 @@ def server_gc_settings() -> Iterator[None]:
     gc.set_threshold(*thresholds)
 
 
-def _fresh_engine(shape: WorkloadShape) -> Engine:
-    engine = Engine()
+def _fresh_engine(shape: WorkloadShape) -> Exchange:
+    engine = Exchange()
     engine.apply(setup_request(shape), now=0)
     tune_garbage_collector()
     return engine
 
 
-def _apply_all(engine: Engine, stream: list[TransactionsRequest]) -> set[ErrorCode]:
+def _apply_all(engine: Exchange, stream: list[TransactionsRequest]) -> set[ErrorCode]:
     """Apply the stream; the kinds of error met along the way."""
     errors: set[ErrorCode] = set()
     apply = engine.apply
@@ -57,9 +57,9 @@ def test_engine_commands_per_second(benchmark: BenchmarkFixture, orders_per_requ
         requests=COMMANDS // orders_per_request, orders_per_request=orders_per_request
     )
     stream = transaction_stream(shape, seed=7)
-    engines: list[Engine] = []
+    engines: list[Exchange] = []
 
-    def setup() -> tuple[tuple[Engine, list[TransactionsRequest]], dict[str, object]]:
+    def setup() -> tuple[tuple[Exchange, list[TransactionsRequest]], dict[str, object]]:
         engines.append(_fresh_engine(shape))
         return (engines[-1], stream), {}
 

@@ -52,8 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
 from bourse.core.changes import ChangeSet
-from bourse.core.engine import Engine
-from bourse.store.database import CONNECT_TIMEOUT, migrate, open_database
+from bourse.core.exchange import Exchange
+from bourse.store.database import CONNECT_TIMEOUT, connection_pool, migrate
 from bourse.store.writer import BatchWriter
 from tests.databases import EXTERNAL_URL_VARIABLE, external_url, fresh_database
 
@@ -78,17 +78,17 @@ class Batch:
         return self.changes.row_count()
 
 
-class Exchange:
-    """An engine fed a generated stream, cut into batches of ``size`` requests.
+class BatchedStream:
+    """An exchange fed a generated stream, cut into batches of ``size`` requests.
 
     ``setup`` is the first batch (every account and its shares); each
     ``next_batch`` applies the next requests and cuts their changes.
     """
 
     def __init__(self, size: int, batches: int) -> None:
-        self.engine = Engine()
-        self.engine.apply(setup_request(SHAPE), now=START)
-        self.setup = Batch(1, self.engine.take_changes())
+        self.exchange = Exchange()
+        self.exchange.apply(setup_request(SHAPE), now=START)
+        self.setup = Batch(1, self.exchange.take_changes())
         self.size = size
         self.deposits = len(self.setup.changes.deposits)
         stream = transaction_stream(replace(SHAPE, requests=size * batches), seed=7)
@@ -97,11 +97,11 @@ class Exchange:
 
     def next_batch(self) -> Batch:
         """The changes of the next ``size`` requests."""
-        apply = self.engine.apply
+        apply = self.exchange.apply
         for request in itertools.islice(self._requests, self.size):
             self._now += 1
             apply(request, self._now)
-        changes = self.engine.take_changes()
+        changes = self.exchange.take_changes()
         self.deposits += len(changes.deposits)
         return Batch(self.size, changes)
 
@@ -123,10 +123,10 @@ class State:
     """The newest order's creation and the newest fill, in epoch seconds."""
 
 
-def expected_state(exchange: Exchange, batches: int) -> State:
+def expected_state(stream: BatchedStream, batches: int) -> State:
     """The engine's state, which ``batches`` committed batches must equal."""
-    accounts = exchange.engine.ledger.accounts.values()
-    orders = exchange.engine.orders.values()
+    accounts = stream.exchange.ledger.accounts.values()
+    orders = stream.exchange.orders.values()
     return State(
         batches=batches,
         accounts={account.account_id: account.balance for account in accounts},
@@ -213,9 +213,9 @@ _INSERT_BATCH = text("INSERT INTO batches (id, requests) VALUES (:batch, :reques
 
 
 def open_engine(url: str, driver: str) -> AsyncEngine:
-    """An engine like the store's (``open_database``), with ``driver``."""
+    """An engine like the store's (``connection_pool``), with ``driver``."""
     if driver == "asyncpg":
-        return open_database(url)
+        return connection_pool(url)
     return create_async_engine(
         make_url(url).set(drivername=DRIVERS[driver]),
         pool_size=4,
@@ -564,7 +564,7 @@ CASES = [
 async def open_written(url: str, case: Case, setup: Batch) -> AsyncEngine:
     """An engine for ``case`` on the migrated database at ``url``, with the
     setup batch (batch 1) already written through the case's strategy."""
-    admin = open_database(url)
+    admin = connection_pool(url)
     try:
         await migrate(admin)
     finally:
@@ -603,7 +603,7 @@ def test_batch_commit(
     benchmark: BenchmarkFixture, external_database: str, case: Case, size: int
 ) -> None:
     rounds = ROUNDS[size]
-    exchange = Exchange(size, batches=rounds)
+    exchange = BatchedStream(size, batches=rounds)
     batch_ids = itertools.count(2)
     written: list[Batch] = []
     with event_loop_runner() as runner:
@@ -670,7 +670,7 @@ async def sweep_size(urls: dict[Case, str], size: int, batches: int, repetitions
     """Commit ``repetitions`` × ``batches`` batches of ``size`` requests
     through every case, the cases alternated and rotated each repetition;
     Markdown table rows."""
-    exchange = Exchange(size, batches=batches * repetitions)
+    exchange = BatchedStream(size, batches=batches * repetitions)
     databases = {case: await open_written(url, case, exchange.setup) for case, url in urls.items()}
     timings = {case: Timings() for case in CASES}
     rows_per_batch: list[int] = []

@@ -32,7 +32,7 @@ def stored_digest(database_url: str) -> str:
     async def load() -> str:
         store = Store(database_url)
         try:
-            engine, _ = await store.load_engine()
+            engine, _ = await store.load_exchange()
             assert await store.audit() == []
             return state_digest(engine)
         finally:

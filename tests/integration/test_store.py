@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
 from bourse.core.commands import Request
 from bourse.core.digest import state_digest
-from bourse.core.engine import Engine
+from bourse.core.exchange import Exchange
 from bourse.store.store import Store
 from tests.property.test_engine_properties import SEED, requests
 
@@ -39,7 +39,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-async def _commit_all(store: Store, engine: Engine, batches: list[list[Request]]) -> int:
+async def _commit_all(store: Store, engine: Exchange, batches: list[list[Request]]) -> int:
     """Apply and commit each group of requests as one batch; the last batch id."""
     batch_id = 0
     now = 1_700_000_000
@@ -55,13 +55,15 @@ async def _commit_all(store: Store, engine: Engine, batches: list[list[Request]]
     return batch_id
 
 
-async def _round_trip(url: str, batches: list[list[Request]]) -> tuple[Engine, Engine, list[str]]:
+async def _round_trip(
+    url: str, batches: list[list[Request]]
+) -> tuple[Exchange, Exchange, list[str]]:
     store = Store(url)
     try:
         await store.migrate()
-        engine = Engine()
+        engine = Exchange()
         last = await _commit_all(store, engine, batches)
-        restored, last_loaded = await store.load_engine()
+        restored, last_loaded = await store.load_exchange()
         assert last_loaded == last
         return engine, restored, await store.audit()
     finally:
@@ -108,7 +110,7 @@ def test_the_cut_writes_values_at_the_cut(database_url: str) -> None:
         store = Store(database_url)
         try:
             await store.migrate()
-            engine = Engine()
+            engine = Exchange()
             await _commit_all(store, engine, [[SEED]])
             changes = engine.take_changes()
             assert changes.is_empty()
@@ -118,7 +120,7 @@ def test_the_cut_writes_values_at_the_cut(database_url: str) -> None:
             cut = engine.take_changes()
             engine.apply(transactions("1", order("A", "10", "3")), 6)
             await store.write(2, 1, cut, lambda pid: None)
-            stored, _ = await store.load_engine()
+            stored, _ = await store.load_exchange()
             return stored.ledger.accounts["1"].balance
         finally:
             await store.close()

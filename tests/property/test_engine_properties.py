@@ -17,8 +17,8 @@ from bourse.core.commands import (
     TransactionCommand,
     TransactionsRequest,
 )
-from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
+from bourse.core.exchange import Exchange
 from tests.builders import account, cancel, order, query, shares
 from tests.property.reference import NaiveExchange
 
@@ -74,7 +74,7 @@ SEED = CreateRequest(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(requests, max_size=60))
 def test_engine_matches_reference_and_keeps_invariants(stream: list[Request]) -> None:
-    engine, reference = Engine(), NaiveExchange()
+    engine, reference = Exchange(), NaiveExchange()
     for now, request in enumerate([SEED, *stream]):
         assert engine.apply(request, now) == reference.apply(request, now)
         assert audit(engine) == []
@@ -89,7 +89,7 @@ def test_engine_matches_reference_and_keeps_invariants(stream: list[Request]) ->
 def test_change_sets_replay_to_the_same_state(stream: list[Request]) -> None:
     """Rows cut after each request, applied in order, end at the engine's
     own final state: nothing changed goes unrecorded."""
-    engine = Engine()
+    engine = Exchange()
     balances: dict[str, Decimal] = {}
     positions: dict[tuple[str, str], Decimal] = {}
     open_shares: dict[int, Decimal] = {}

@@ -2,7 +2,7 @@
 
 It keeps what committed batches wrote as rows merged by key, as the tables
 do (accounts, positions and orders updated in place, executions and
-deposits appended), and loads them back through ``restore_engine`` as the
+deposits appended), and loads them back through ``restore_exchange`` as the
 real store does: after a failure the service rebuilds from what was
 committed, and from nothing else. What each write does is scripted
 (commit, fail before sending, commit but lose the answer, never answer);
@@ -24,8 +24,8 @@ from bourse.core.changes import (
     OrderRow,
     PositionRow,
 )
-from bourse.core.engine import Engine
-from bourse.core.restore import restore_engine
+from bourse.core.exchange import Exchange
+from bourse.core.restore import restore_exchange
 
 #: The database session id a write reports when its statement is sent.
 SESSION_PID = 4242
@@ -81,7 +81,7 @@ class FakeStore:
         self.calls.append("migrate")
         self._reach()
 
-    async def load_engine(self) -> tuple[Engine, int]:
+    async def load_exchange(self) -> tuple[Exchange, int]:
         self.calls.append("load")
         self._reach()
         if self.failing_loads:
@@ -90,7 +90,7 @@ class FakeStore:
         if self.hanging_loads:
             self.hanging_loads -= 1
             await asyncio.Event().wait()
-        return restore_engine(self.stored()), self._last_batch_id
+        return restore_exchange(self.stored()), self._last_batch_id
 
     def stored(self) -> ChangeSet:
         """Every committed row, as the change set that builds the exchange."""
@@ -141,6 +141,6 @@ class FakeStore:
     async def revive(self) -> None:
         self.calls.append("revive")
 
-    async def settle(self, server_pid: int) -> None:
-        self.calls.append(f"settle {server_pid}")
+    async def end_session(self, server_pid: int) -> None:
+        self.calls.append(f"end_session {server_pid}")
         self._reach()

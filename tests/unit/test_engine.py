@@ -8,8 +8,8 @@ import pytest
 
 from bourse.core.audit import audit
 from bourse.core.commands import Rejected
-from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
+from bourse.core.exchange import Exchange
 from bourse.core.results import (
     AccountCreated,
     Canceled,
@@ -26,11 +26,11 @@ from tests.builders import account, cancel, create, order, query, shares, transa
 D = Decimal
 
 
-def balance(engine: Engine, account_id: str) -> Decimal:
+def balance(engine: Exchange, account_id: str) -> Decimal:
     return engine.ledger.accounts[account_id].balance
 
 
-def position(engine: Engine, account_id: str, symbol: str) -> Decimal:
+def position(engine: Exchange, account_id: str, symbol: str) -> Decimal:
     return engine.ledger.accounts[account_id].positions.get(symbol, D(0))
 
 
@@ -39,16 +39,16 @@ def opened_id(result: Result) -> int:
     return result.order_id
 
 
-def status(engine: Engine, account_id: str, order_id: int) -> OrderState:
+def status(engine: Exchange, account_id: str, order_id: int) -> OrderState:
     [result] = engine.apply(transactions(account_id, query(order_id)), now=0)
     assert isinstance(result, Status), result
     return result.state
 
 
 @pytest.fixture
-def engine() -> Engine:
+def engine() -> Exchange:
     """Buyer 1 with $100,000; seller 2 with 1,000 SPY and $0; buyer 3 with $1,000."""
-    engine = Engine()
+    engine = Exchange()
     engine.apply(
         create(
             account("1", "100000"),
@@ -65,7 +65,7 @@ def engine() -> Engine:
 
 
 def test_create_answers_each_child_in_order() -> None:
-    engine = Engine()
+    engine = Exchange()
     results = engine.apply(
         create(
             account("1", "50"),
@@ -90,7 +90,7 @@ def test_create_answers_each_child_in_order() -> None:
 
 
 def test_duplicate_account_keeps_original_balance() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(create(account("7", "10")), now=0)
     [result] = engine.apply(create(account("7", "99")), now=0)
     assert result == Error(ErrorCode.ACCOUNT_EXISTS, (("id", "7"),))
@@ -98,20 +98,20 @@ def test_duplicate_account_keeps_original_balance() -> None:
 
 
 def test_account_ids_compare_exactly() -> None:
-    engine = Engine()
+    engine = Exchange()
     results = engine.apply(create(account("7", "1"), account("007", "2")), now=0)
     assert results == [AccountCreated("7"), AccountCreated("007")]
 
 
 def test_existing_symbol_adds_to_positions() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(create(account("1", "0"), shares("SPY", "1", "10")), now=0)
     engine.apply(create(shares("SPY", "1", "5")), now=0)
     assert position(engine, "1", "SPY") == D(15)
 
 
 def test_symbol_is_created_even_when_its_account_is_missing() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(create(shares("NEW", "404", "1")), now=0)
     engine.apply(create(account("1", "100")), now=0)
     [result] = engine.apply(transactions("1", order("NEW", "1", "5")), now=0)
@@ -119,7 +119,7 @@ def test_symbol_is_created_even_when_its_account_is_missing() -> None:
 
 
 def test_rejected_children_answer_in_place() -> None:
-    engine = Engine()
+    engine = Exchange()
     bad = Rejected(ErrorCode.INVALID_BALANCE, (("id", "2"),))
     results = engine.apply(create(account("1", "1"), bad, account("3", "1")), now=0)
     assert results == [
@@ -132,7 +132,7 @@ def test_rejected_children_answer_in_place() -> None:
 # <transactions>: errors
 
 
-def test_unknown_account_errors_every_child(engine: Engine) -> None:
+def test_unknown_account_errors_every_child(engine: Exchange) -> None:
     rejected = Rejected(ErrorCode.INVALID_ORDER_ID, (("id", "x"),))
     results = engine.apply(
         transactions("404", order("SPY", "1", "1"), query(1), cancel(1), rejected), now=0
@@ -143,20 +143,20 @@ def test_unknown_account_errors_every_child(engine: Engine) -> None:
     )
 
 
-def test_unknown_symbol(engine: Engine) -> None:
+def test_unknown_symbol(engine: Exchange) -> None:
     [result] = engine.apply(transactions("1", order("XYZ", "1", "1")), now=0)
     assert result == Error(
         ErrorCode.UNKNOWN_SYMBOL, (("sym", "XYZ"), ("amount", "1"), ("limit", "1"))
     )
 
 
-def test_buy_reserves_cost_and_exact_balance_suffices(engine: Engine) -> None:
+def test_buy_reserves_cost_and_exact_balance_suffices(engine: Exchange) -> None:
     [result] = engine.apply(transactions("3", order("SPY", "8", "125")), now=0)
     assert isinstance(result, Opened)
     assert balance(engine, "3") == D(0)
 
 
-def test_buy_short_of_funds_is_rejected_and_changes_nothing(engine: Engine) -> None:
+def test_buy_short_of_funds_is_rejected_and_changes_nothing(engine: Exchange) -> None:
     [result] = engine.apply(transactions("3", order("SPY", "8", "125.01")), now=0)
     assert isinstance(result, Error)
     assert result.code is ErrorCode.INSUFFICIENT_FUNDS
@@ -164,12 +164,12 @@ def test_buy_short_of_funds_is_rejected_and_changes_nothing(engine: Engine) -> N
     assert engine.books["SPY"].bids.best_price() is None
 
 
-def test_sell_reserves_shares(engine: Engine) -> None:
+def test_sell_reserves_shares(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-400", "10")), now=0)
     assert position(engine, "2", "SPY") == D(600)
 
 
-def test_sell_short_of_shares_is_rejected(engine: Engine) -> None:
+def test_sell_short_of_shares_is_rejected(engine: Exchange) -> None:
     results = engine.apply(
         transactions("2", order("SPY", "-1000.5", "10"), order("SPY", "-1", "10")), now=0
     )
@@ -179,13 +179,13 @@ def test_sell_short_of_shares_is_rejected(engine: Engine) -> None:
     assert position(engine, "2", "SPY") == D(999)
 
 
-def test_sell_without_position_is_rejected(engine: Engine) -> None:
+def test_sell_without_position_is_rejected(engine: Exchange) -> None:
     [result] = engine.apply(transactions("1", order("SPY", "-1", "10")), now=0)
     assert isinstance(result, Error)
     assert result.code is ErrorCode.INSUFFICIENT_SHARES
 
 
-def test_results_follow_children_order(engine: Engine) -> None:
+def test_results_follow_children_order(engine: Exchange) -> None:
     results = engine.apply(
         transactions(
             "1", order("SPY", "1", "1"), query(1), order("NOPE", "1", "1"), cancel(1), query(99)
@@ -195,7 +195,7 @@ def test_results_follow_children_order(engine: Engine) -> None:
     assert [type(r) for r in results] == [Opened, Status, Error, Canceled, Error]
 
 
-def test_order_ids_are_sequential_and_never_reused(engine: Engine) -> None:
+def test_order_ids_are_sequential_and_never_reused(engine: Exchange) -> None:
     results = engine.apply(
         transactions("1", order("SPY", "1", "1"), order("SPY", "1", "1"), order("X", "1", "1")),
         now=0,
@@ -208,7 +208,7 @@ def test_order_ids_are_sequential_and_never_reused(engine: Engine) -> None:
 
 
 def test_worked_example_of_the_protocol() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(
         create(
             account("100", "1000000"),
@@ -247,7 +247,7 @@ def test_worked_example_of_the_protocol() -> None:
     assert audit(engine) == []
 
 
-def test_incoming_buy_executes_at_resting_sell_price_with_refund(engine: Engine) -> None:
+def test_incoming_buy_executes_at_resting_sell_price_with_refund(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-100", "10")), now=1)
     engine.apply(transactions("1", order("SPY", "100", "12.5")), now=2)
     assert balance(engine, "1") == D(100000) - D(100) * D(10)
@@ -256,7 +256,7 @@ def test_incoming_buy_executes_at_resting_sell_price_with_refund(engine: Engine)
     assert status(engine, "1", 2).executions == (Execution(D(100), D(10), 2),)
 
 
-def test_incoming_sell_executes_at_resting_buy_price(engine: Engine) -> None:
+def test_incoming_sell_executes_at_resting_buy_price(engine: Exchange) -> None:
     engine.apply(transactions("1", order("SPY", "100", "12.5")), now=1)
     engine.apply(transactions("2", order("SPY", "-100", "10")), now=2)
     assert balance(engine, "2") == D(1250)
@@ -264,14 +264,14 @@ def test_incoming_sell_executes_at_resting_buy_price(engine: Engine) -> None:
     assert status(engine, "2", 2).executions == (Execution(D(100), D("12.5"), 2),)
 
 
-def test_orders_that_do_not_cross_both_rest(engine: Engine) -> None:
+def test_orders_that_do_not_cross_both_rest(engine: Exchange) -> None:
     engine.apply(transactions("1", order("SPY", "10", "9.99")), now=1)
     engine.apply(transactions("2", order("SPY", "-10", "10")), now=2)
     assert status(engine, "1", 1).open_shares == D(10)
     assert status(engine, "2", 2).open_shares == D(10)
 
 
-def test_time_priority_within_a_price_level(engine: Engine) -> None:
+def test_time_priority_within_a_price_level(engine: Exchange) -> None:
     engine.apply(create(account("4", "1000")), now=0)
     engine.apply(transactions("3", order("SPY", "5", "10")), now=1)
     engine.apply(transactions("4", order("SPY", "5", "10")), now=2)
@@ -282,7 +282,7 @@ def test_time_priority_within_a_price_level(engine: Engine) -> None:
     assert position(engine, "4", "SPY") == D(2)
 
 
-def test_best_price_before_time(engine: Engine) -> None:
+def test_best_price_before_time(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-5", "11")), now=1)
     engine.apply(transactions("2", order("SPY", "-5", "10")), now=2)
     engine.apply(transactions("1", order("SPY", "5", "11")), now=3)
@@ -290,7 +290,7 @@ def test_best_price_before_time(engine: Engine) -> None:
     assert status(engine, "2", 1).open_shares == D(5)
 
 
-def test_unfilled_part_keeps_its_priority(engine: Engine) -> None:
+def test_unfilled_part_keeps_its_priority(engine: Exchange) -> None:
     engine.apply(create(account("4", "1000")), now=0)
     engine.apply(transactions("3", order("SPY", "10", "10")), now=1)
     engine.apply(transactions("4", order("SPY", "10", "10")), now=2)
@@ -300,7 +300,7 @@ def test_unfilled_part_keeps_its_priority(engine: Engine) -> None:
     assert status(engine, "4", 2).open_shares == D(10)
 
 
-def test_incoming_order_sweeps_levels_until_limit(engine: Engine) -> None:
+def test_incoming_order_sweeps_levels_until_limit(engine: Exchange) -> None:
     for limit in ("10", "11", "12", "13"):
         engine.apply(transactions("2", order("SPY", "-10", limit)), now=1)
     engine.apply(transactions("1", order("SPY", "35", "12")), now=2)
@@ -316,7 +316,7 @@ def test_incoming_order_sweeps_levels_until_limit(engine: Engine) -> None:
     assert balance(engine, "1") == D(100000) - D(330) - D(5 * 12)
 
 
-def test_partial_fill_then_cancel_refunds_to_the_cent(engine: Engine) -> None:
+def test_partial_fill_then_cancel_refunds_to_the_cent(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-2.5", "10.01")), now=1)
     engine.apply(transactions("1", order("SPY", "7.25", "10.37")), now=2)
     # filled 2.5 @ 10.01, refund 2.5 × 0.36; 4.75 open hold 4.75 × 10.37
@@ -331,13 +331,13 @@ def test_partial_fill_then_cancel_refunds_to_the_cent(engine: Engine) -> None:
     assert audit(engine) == []
 
 
-def test_cancel_sell_returns_shares(engine: Engine) -> None:
+def test_cancel_sell_returns_shares(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-300", "10")), now=1)
     engine.apply(transactions("2", cancel(1)), now=2)
     assert position(engine, "2", "SPY") == D(1000)
 
 
-def test_canceled_part_never_matches_again(engine: Engine) -> None:
+def test_canceled_part_never_matches_again(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-300", "10")), now=1)
     engine.apply(transactions("2", cancel(1)), now=2)
     engine.apply(transactions("1", order("SPY", "300", "10")), now=3)
@@ -345,7 +345,7 @@ def test_canceled_part_never_matches_again(engine: Engine) -> None:
     assert status(engine, "1", 2).open_shares == D(300)
 
 
-def test_cancel_errors(engine: Engine) -> None:
+def test_cancel_errors(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-5", "10")), now=1)
     engine.apply(transactions("1", order("SPY", "5", "10")), now=2)
     results = engine.apply(transactions("1", cancel(2), cancel(1), cancel(99)), now=3)
@@ -356,7 +356,7 @@ def test_cancel_errors(engine: Engine) -> None:
     ]
 
 
-def test_second_cancel_has_nothing_to_cancel(engine: Engine) -> None:
+def test_second_cancel_has_nothing_to_cancel(engine: Exchange) -> None:
     engine.apply(transactions("1", order("SPY", "5", "10")), now=1)
     first, second = engine.apply(transactions("1", cancel(1), cancel(1)), now=2)
     assert isinstance(first, Canceled)
@@ -364,7 +364,7 @@ def test_second_cancel_has_nothing_to_cancel(engine: Engine) -> None:
     assert balance(engine, "1") == D(100000)
 
 
-def test_other_accounts_orders_look_missing(engine: Engine) -> None:
+def test_other_accounts_orders_look_missing(engine: Exchange) -> None:
     engine.apply(transactions("2", order("SPY", "-5", "10")), now=1)
     results = engine.apply(transactions("1", query(1), cancel(1), query(2)), now=2)
     assert [r.code for r in results if isinstance(r, Error)] == [ErrorCode.ORDER_NOT_FOUND] * 3
@@ -372,7 +372,7 @@ def test_other_accounts_orders_look_missing(engine: Engine) -> None:
 
 
 def test_query_reports_open_canceled_and_executions() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(create(account("1", "1000"), account("2", "0"), shares("S", "2", "10")), now=0)
     engine.apply(transactions("1", order("S", "10", "5")), now=100)
     engine.apply(transactions("2", order("S", "-3", "5")), now=200)
@@ -386,7 +386,7 @@ def test_query_reports_open_canceled_and_executions() -> None:
     )
 
 
-def test_self_trade_is_allowed_and_conserves_value(engine: Engine) -> None:
+def test_self_trade_is_allowed_and_conserves_value(engine: Exchange) -> None:
     engine.apply(create(shares("SPY", "1", "10")), now=0)
     engine.apply(transactions("1", order("SPY", "-10", "5"), order("SPY", "10", "6")), now=1)
     assert balance(engine, "1") == D(100000)
@@ -395,7 +395,7 @@ def test_self_trade_is_allowed_and_conserves_value(engine: Engine) -> None:
 
 
 def test_fractional_arithmetic_is_exact() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(create(account("1", "1"), account("2", "0"), shares("S", "2", "1")), now=0)
     engine.apply(transactions("2", order("S", "-0.3", "0.1")), now=1)
     engine.apply(transactions("1", order("S", "0.3", "0.3")), now=2)
@@ -407,7 +407,7 @@ def test_fractional_arithmetic_is_exact() -> None:
 # change capture
 
 
-def test_changes_hold_each_row_once_with_final_values(engine: Engine) -> None:
+def test_changes_hold_each_row_once_with_final_values(engine: Exchange) -> None:
     engine.take_changes()
     engine.apply(transactions("2", order("SPY", "-10", "10")), now=1)
     engine.apply(transactions("1", order("SPY", "4", "11"), order("SPY", "4", "11")), now=2)
@@ -436,7 +436,7 @@ def test_changes_hold_each_row_once_with_final_values(engine: Engine) -> None:
 
 
 def test_changes_record_new_symbols_and_accounts() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(create(account("1", "5"), shares("A", "1", "1"), shares("B", "1", "2")), now=0)
     changes = engine.take_changes()
     assert changes.symbols == ("A", "B")
@@ -444,14 +444,14 @@ def test_changes_record_new_symbols_and_accounts() -> None:
     assert len(changes.positions) == 2
 
 
-def test_rejected_order_changes_nothing(engine: Engine) -> None:
+def test_rejected_order_changes_nothing(engine: Exchange) -> None:
     engine.take_changes()
     engine.apply(transactions("3", order("SPY", "1000", "1000")), now=1)
     assert engine.take_changes().is_empty()
 
 
 def test_changes_record_deposits_in_order() -> None:
-    engine = Engine()
+    engine = Exchange()
     engine.apply(create(account("1", "5"), shares("A", "1", "2"), shares("A", "9", "3")), now=42)
     deposits = engine.take_changes().deposits
     assert [(d.account_id, d.symbol, d.amount, d.time) for d in deposits] == [
@@ -463,13 +463,13 @@ def test_changes_record_deposits_in_order() -> None:
 # -- the cap on open orders per account (docs/security.md) ---------------------
 
 
-def capped_engine(cap: int) -> Engine:
-    engine = Engine(max_open_orders=cap)
+def capped_engine(cap: int) -> Exchange:
+    engine = Exchange(max_open_orders=cap)
     engine.apply(create(account("1", "1000"), account("2", "1000"), shares("X", "2", "100")), 0)
     return engine
 
 
-def place(engine: Engine, account_id: str, amount: str, limit: str) -> Result:
+def place(engine: Exchange, account_id: str, amount: str, limit: str) -> Result:
     (result,) = engine.apply(transactions(account_id, order("X", amount, limit)), 1)
     return result
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 import pickle
 from decimal import Decimal
 
-from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
+from bourse.core.exchange import Exchange
 from bourse.core.results import Canceled, Error, Execution, FillHistory, Result, Status
 from tests.builders import account, cancel, create, order, query, shares, transactions
 
 BUYER, SELLER = "1", "2"
 
 
-def engine_with_filled_order(fills: int, budget: int | None) -> Engine:
+def engine_with_filled_order(fills: int, budget: int | None) -> Exchange:
     """Order 1 is a buy of ``fills + 1`` shares at 10 that rested and was
     filled ``fills`` times, one share per sell; one share is still open."""
-    engine = Engine(max_reply_fills=budget)
+    engine = Exchange(max_reply_fills=budget)
     engine.apply(
         create(account(BUYER, "1000000"), account(SELLER, "0"), shares("X", SELLER, "1000000")),
         0,

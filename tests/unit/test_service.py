@@ -135,7 +135,7 @@ def test_a_write_that_fails_before_sending_refuses_its_batch_and_those_behind() 
             # rebuilt from the database, which never saw account 1
             assert await served(service, new_account("1")) == [[AccountCreated("1")]]
         assert store.calls_after("write 1")[:3] == ["reset", "revive", "load"]
-        assert not any(call.startswith("settle") for call in store.calls)
+        assert not any(call.startswith("end_session") for call in store.calls)
         assert store.batches == [(1, 1, ACCOUNT_ROWS)]
 
     run(scenario)
@@ -158,7 +158,7 @@ def test_a_write_in_doubt_drops_its_clients_and_settles_the_session_before_reloa
             # the batch did commit: the reloaded exchange holds account 1
             again = await served(service, new_account("1"))
         assert again == [[Error(ErrorCode.ACCOUNT_EXISTS, (("id", "1"),))]]
-        recovery = ["reset", "revive", f"settle {SESSION_PID}", "load"]
+        recovery = ["reset", "revive", f"end_session {SESSION_PID}", "load"]
         assert store.calls_after("write 1")[:4] == recovery
         assert store.batches == [(1, 1, ACCOUNT_ROWS)]
 
@@ -178,7 +178,7 @@ def test_a_commit_that_never_answers_is_in_doubt_once_its_deadline_passes() -> N
             assert unanswered.settled == [None]
             assert await served(service, new_account("1")) == [[AccountCreated("1")]]
         assert 0.3 <= waited < 5
-        assert f"settle {SESSION_PID}" in store.calls_after("write 1")
+        assert f"end_session {SESSION_PID}" in store.calls_after("write 1")
 
     run(scenario)
 

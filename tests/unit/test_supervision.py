@@ -23,8 +23,8 @@ import psutil  # type: ignore[import-untyped]
 import uvloop
 
 from bourse.core.changes import ChangeSet
-from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
+from bourse.core.exchange import Exchange
 from bourse.core.results import Result
 from bourse.server.config import ServerConfig
 from bourse.server.service import ExchangeService
@@ -225,10 +225,10 @@ class FirstCallsHangStore(Store):
         if self._called("revive") == 1:
             await hang()
 
-    async def load_engine(self) -> tuple[Engine, int]:
+    async def load_exchange(self) -> tuple[Exchange, int]:
         if self._called("load") == 2:  # the first load is the start's
             await hang()
-        return Engine(), 0
+        return Exchange(), 0
 
 
 class Outcome:

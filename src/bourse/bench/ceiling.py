@@ -75,7 +75,7 @@ class _Lane:
         raise RuntimeError("commit outcome unknown")
 
 
-async def _settle(service: ExchangeService, request: Request) -> None:
+async def _apply_one(service: ExchangeService, request: Request) -> None:
     done = asyncio.Event()
     _Lane(service, iter([request]), done).submit_next()
     await service.drain()
@@ -88,7 +88,7 @@ async def measure(url: str, shape: WorkloadShape, lanes: int, seed: int = 1) -> 
     committer = asyncio.create_task(service.run())
     try:
         await service.start()
-        await _settle(service, setup_request(shape))
+        await _apply_one(service, setup_request(shape))
         stream: list[TransactionsRequest] = transaction_stream(shape, seed)
         batches_before = service.stats.batches
         events = [asyncio.Event() for _ in range(lanes)]

@@ -3,7 +3,7 @@
 ``python -m bourse.bench.recovery --orders 1000000 --database-url URL``
 fills an empty database with accounts, symbols and that many open orders
 (buys below 100 and sells above, so none cross; half of them with a fill
-in their history), then times loading and rebuilding the engine, as a
+in their history), then times loading and rebuilding the exchange, as a
 restart does, and checks the rebuilt books hold every order.
 """
 
@@ -51,21 +51,21 @@ def fill(url: str, orders: int, accounts: int, symbols: int) -> None:
 
 
 async def time_recovery(url: str, orders: int, accounts: int, symbols: int) -> float:
-    """Seconds to load and rebuild the engine; checks what was rebuilt."""
+    """Seconds to load and rebuild the exchange; checks what was rebuilt."""
     store = Store(url)
     try:
         await store.migrate()
         await asyncio.to_thread(fill, url, orders, accounts, symbols)
         started = time.perf_counter()
-        engine, _ = await store.load_engine()
+        exchange, _ = await store.load_exchange()
         seconds = time.perf_counter() - started
     finally:
         await store.close()
     resting = sum(
-        len(level) for book in engine.books.values() for side in (book.bids, book.asks)
+        len(level) for book in exchange.books.values() for side in (book.bids, book.asks)
         for level in side.levels.values()
     )  # fmt: skip
-    if resting != orders or len(engine.orders) != orders:
+    if resting != orders or len(exchange.orders) != orders:
         raise AssertionError(f"rebuilt {resting} resting orders of {orders}")
     return seconds
 

@@ -1,6 +1,6 @@
 """What PostgreSQL spends to store one request, and the floor under it.
 
-``python -m bourse.bench.write_cost --database-url URL`` feeds the engine
+``python -m bourse.bench.write_cost --database-url URL`` feeds the exchange
 the benchmark workload, cuts a batch every K requests (``--batch``, the
 batch size the 32-client bench produces is about 16), writes the batches
 with the server's own writer and reports the CPU that this machine's
@@ -28,7 +28,7 @@ import psutil  # type: ignore[import-untyped]
 
 from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
 from bourse.core.changes import ChangeSet, OrderRow
-from bourse.core.engine import Engine
+from bourse.core.exchange import Exchange
 from bourse.store.store import Store
 
 #: The clock of the generated exchange: one request per second from here.
@@ -84,15 +84,15 @@ def postgres_cpu_seconds() -> float:
 def cut_batches(requests_per_batch: int, batches: int) -> tuple[ChangeSet, list[ChangeSet]]:
     """The setup's changes, then those of ``batches`` batches of the workload."""
     shape = WorkloadShape(requests=requests_per_batch * batches)
-    engine = Engine()
-    engine.apply(setup_request(shape), now=START)
-    setup = engine.take_changes()
+    exchange = Exchange()
+    exchange.apply(setup_request(shape), now=START)
+    setup = exchange.take_changes()
     stream = transaction_stream(shape, seed=7)
     cut = []
     for start in range(0, len(stream), requests_per_batch):
         for offset, request in enumerate(stream[start : start + requests_per_batch]):
-            engine.apply(request, START + start + offset + 1)
-        cut.append(engine.take_changes())
+            exchange.apply(request, START + start + offset + 1)
+        cut.append(exchange.take_changes())
     return setup, cut
 
 

@@ -1,6 +1,6 @@
 """Requests written as the protocol's XML, for load generation.
 
-The workload generator produces engine commands; a load client needs the
+The workload generator produces exchange commands; a load client needs the
 bytes a real client would send. Commands keep the exact attribute text they
 echo (``echo``), so the XML written here reads back to the same commands.
 Escaping and the length line are the protocol's own (``protocol.xmltext``,

@@ -1,6 +1,6 @@
 """The exchange itself: matching, money, accounts and the results of commands.
 
-Offers the engine (``engine.Engine``), the command and result dataclasses
+Offers the exchange (``exchange.Exchange``), the command and result dataclasses
 every other package passes around (``commands``, ``results``, ``errors``),
 exact decimal money (``money``), the ledger and order books, the journal of
 changes a batch commits (``changes``), rebuilding from stored rows

@@ -1,6 +1,6 @@
 """What a batch of requests changed, ready to be written in one transaction.
 
-The engine notes the keys it touches while it applies requests (cheap set
+The exchange notes the keys it touches while it applies requests (cheap set
 insertions on the hot path). ``ChangeSet`` is cut from those notes in one
 synchronous step: it copies the *current* value of every touched row, each
 row once, so what a writer stores is the state at the moment of the cut and
@@ -9,7 +9,7 @@ mutated once cut.
 
 The same record carries the exchange back: what the database holds is the
 change set that takes an empty exchange to the stored one, and
-``restore_engine`` takes it whole. The journal and the change set count
+``restore_exchange`` takes it whole. The journal and the change set count
 their rows the same way, so the bound on a batch's size (counted on the
 journal) and a commit's deadline (counted on the change set) agree.
 """
@@ -106,7 +106,7 @@ class _Tables:
 
 @dataclass(slots=True)
 class ChangeSet(_Tables):
-    """Rows of the six tables: what one batch writes (cut by the engine), or
+    """Rows of the six tables: what one batch writes (cut by the exchange), or
     everything stored (read back by the loader): the whole exchange is the
     change set that takes an empty one to it."""
 
@@ -120,7 +120,7 @@ class ChangeSet(_Tables):
 
 @dataclass(slots=True)
 class Journal(_Tables):
-    """Keys touched since the last cut, noted by the engine as it works; the
+    """Keys touched since the last cut, noted by the exchange as it works; the
     rows they name are copied at the cut, so each key counts as one row."""
 
     symbols: list[str] = field(default_factory=list)

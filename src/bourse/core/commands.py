@@ -1,10 +1,10 @@
-"""What the engine is asked to do: requests made of commands.
+"""What the exchange is asked to do: requests made of commands.
 
-The protocol layer turns XML into these values; the engine applies them.
-Numbers and ids are already parsed, so the engine never sees XML or text
+The protocol layer turns XML into these values; the exchange applies them.
+Numbers and ids are already parsed, so the exchange never sees XML or text
 it must interpret. Each command keeps ``echo``, the attributes its
 ``<error>`` must carry exactly as the client wrote them. A child that
-failed validation before reaching the engine travels as ``Rejected`` so
+failed validation before reaching the exchange travels as ``Rejected`` so
 that its error still appears at its place among the results. Commands are
 never mutated once made (they are not frozen only because a frozen
 constructor costs three times as much on the per-request path).

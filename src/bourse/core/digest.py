@@ -1,9 +1,9 @@
-"""A fingerprint of the whole exchange state, for comparing two engines.
+"""A fingerprint of the whole exchange state, for comparing two exchanges.
 
 Accounts, positions, the books (every resting order in priority order) and
-every order's history are written out canonically and hashed. Two engines
+every order's history are written out canonically and hashed. Two exchanges
 with equal digests answer every future request the same way; a restart
-test compares the live engine's digest with that of the engine rebuilt
+test compares the live exchange's digest with that of the exchange rebuilt
 from the database.
 """
 
@@ -12,37 +12,37 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from bourse.core.engine import Engine
+from bourse.core.exchange import Exchange
 from bourse.core.money import format_decimal
 
 
-def state_digest(engine: Engine) -> str:
-    """SHA-256 of the canonical text of ``engine``'s state."""
+def state_digest(exchange: Exchange) -> str:
+    """SHA-256 of the canonical text of ``exchange``'s state."""
     sha = hashlib.sha256()
-    for line in canonical_lines(engine):
+    for line in canonical_lines(exchange):
         sha.update(line.encode())
         sha.update(b"\n")
     return sha.hexdigest()
 
 
-def canonical_lines(engine: Engine) -> Iterator[str]:
+def canonical_lines(exchange: Exchange) -> Iterator[str]:
     """The state as sorted, canonical lines (useful to diff two states)."""
-    yield f"next order {engine.next_order_id}"
-    yield f"cash deposited {format_decimal(engine.cash_deposited)}"
-    for symbol in sorted(engine.shares_created):
-        yield f"symbol {symbol} created {format_decimal(engine.shares_created[symbol])}"
-    accounts = engine.ledger.accounts
+    yield f"next order {exchange.next_order_id}"
+    yield f"cash deposited {format_decimal(exchange.cash_deposited)}"
+    for symbol in sorted(exchange.shares_created):
+        yield f"symbol {symbol} created {format_decimal(exchange.shares_created[symbol])}"
+    accounts = exchange.ledger.accounts
     for account_id in sorted(accounts):
         account = accounts[account_id]
         yield f"account {account_id} balance {format_decimal(account.balance)}"
         for symbol in sorted(account.positions):
             yield f"  position {symbol} {format_decimal(account.positions[symbol])}"
-    for symbol in sorted(engine.books):
-        book = engine.books[symbol]
+    for symbol in sorted(exchange.books):
+        book = exchange.books[symbol]
         for side, name in ((book.bids, "bids"), (book.asks, "asks")):
             yield f"book {symbol} {name} " + " ".join(str(o.order_id) for o in side.orders())
-    for order_id in sorted(engine.orders):
-        order = engine.orders[order_id]
+    for order_id in sorted(exchange.orders):
+        order = exchange.orders[order_id]
         yield (
             f"order {order_id} {order.account_id} {order.symbol} "
             f"{format_decimal(order.amount)} @ {format_decimal(order.limit)} "

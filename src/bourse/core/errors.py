@@ -1,6 +1,6 @@
 """Every way a request or one of its commands can be refused, as one enum.
 
-Expected failures are values, not exceptions: the engine and the protocol
+Expected failures are values, not exceptions: the exchange and the protocol
 layer return an ``ErrorCode`` and the renderer turns it into the human
 sentence of the ``<error>`` element. One code per cause keeps the wire text,
 the tests and (later) the metrics in step.

@@ -2,7 +2,7 @@
 
 Account ids are strings of ASCII digits compared exactly (``007`` is not
 ``7``); symbols are ASCII letters and digits, case-sensitive; order ids are
-positive integers assigned by the engine and written without leading zeros.
+positive integers assigned by the exchange and written without leading zeros.
 The bounds keep hostile input from turning into huge keys.
 """
 

@@ -9,7 +9,7 @@ the explicit deposits.
 
 One movement lives elsewhere for speed: the resting side of each fill
 (the resting seller's cash, the resting buyer's shares) is settled inline
-by the engine's matching loop, the hottest code of the exchange. The
+by the exchange's matching loop, the hottest code of the exchange. The
 incoming order settles here, once per match, from its totals.
 """
 

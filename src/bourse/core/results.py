@@ -1,10 +1,10 @@
-"""What the engine answers: one result per command, in command order.
+"""What the exchange answers: one result per command, in command order.
 
 Results are snapshots taken when the command ran, so they can be rendered
 later (after the batch holding their effects has committed) without seeing
 state that moved since: nothing mutates them once made. (They are plain
 slotted dataclasses rather than frozen ones because a frozen constructor
-costs three times as much on the engine's hot path.)
+costs three times as much on the exchange's hot path.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 outcomes in, bytes out.
 
 Why a session apart from the socket: what a connection owes its client
-(replies in request order, however the exchange settles them; an error in
+(replies in request order, however the exchange resolves them; an error in
 the place of a request it cannot frame, parse or admit; the close after a
 fatal error or the client's end of stream, once what is owed has left; a
 drop when a reply's outcome is unknown; at most ``max_pipelined`` requests
@@ -13,13 +13,13 @@ event loop or clock is in the way. So, in the manner of h11's
 ``receive_eof``), hands back one event per request (``next_event``: a
 request to apply with the reply slot reserved for it, or a request refused
 here), takes each request's outcome through its slot (``release``,
-``refuse``, ``drop``: the ``Pending`` the exchange settles), and hands back
+``refuse``, ``drop``: the ``Pending`` the exchange resolves), and hands back
 the bytes to send (``data_to_send``) and what to do with the connection
 then (``ending``). The caller owns the transport, the timers and flow
 control; rate limits and access control come in as a small
 ``RequestPolicy``, so the session itself never reads a clock.
 
-Replies are rendered only when they are about to leave: a settled reply
+Replies are rendered only when they are about to leave: a resolved reply
 waiting behind an earlier one holds its compact results, not their XML, and
 a connection that is closed or dropped renders nothing more.
 """
@@ -113,27 +113,27 @@ Outcome = Sequence[Result] | RequestError | _Dropped
 
 class ReplySlot:
     """The place of one request's reply in its connection's order; the
-    exchange settles it once (a ``Pending``, see ``server/service.py``)."""
+    exchange resolves it once (a ``Pending``, see ``server/service.py``)."""
 
     __slots__ = ("_session", "outcome")
 
     def __init__(self, session: Session, outcome: Outcome | None = None) -> None:
         self._session = session
-        #: None until settled.
+        #: None until resolved.
         self.outcome = outcome
 
     def release(self, results: Sequence[Result]) -> None:
         """The request's effects are committed: answer with ``results``."""
-        self._session._settle(self, results)
+        self._session._resolve(self, results)
 
     def refuse(self, code: ErrorCode) -> None:
         """The request had no effect: answer with this error."""
-        self._session._settle(self, RequestError(code))
+        self._session._resolve(self, RequestError(code))
 
     def drop(self) -> None:
         """The outcome is unknown: drop the connection when this reply's
         turn comes, without an answer."""
-        self._session._settle(self, _DROPPED)
+        self._session._resolve(self, _DROPPED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ SessionEvent = ApplyRequest | RequestRefused | SessionSignal
 
 def _nothing() -> None:
     """The default ``on_reply_ready``: a caller that asks ``data_to_send``
-    after every settlement needs no word."""
+    after every resolution needs no word."""
 
 
 class Session:
@@ -165,7 +165,7 @@ class Session:
 
     Feed it with ``receive_data`` and ``receive_eof``; call ``next_event``
     until it returns a ``SessionSignal``; after each event, and whenever
-    ``on_reply_ready`` is called (a slot settled later made replies ready),
+    ``on_reply_ready`` is called (a slot resolved later made replies ready),
     call ``data_to_send`` until it returns ``b""``, send what it returned,
     then look at ``ending``. Tell it ``connection_closed`` when the
     connection goes for any other reason.
@@ -197,7 +197,7 @@ class Session:
         self._decoder = FrameDecoder(limits.max_request_size)
         #: Settled replies at the front, ready to leave, oldest first.
         self._ready: deque[ReplySlot] = deque()
-        #: The replies behind them, the first one not settled yet.
+        #: The replies behind them, the first one not resolved yet.
         self._waiting: deque[ReplySlot] = deque()
         self._taking_requests = True
         self._eof = False
@@ -275,7 +275,7 @@ class Session:
 
     # outcomes in
 
-    def _settle(self, reply: ReplySlot, outcome: Outcome) -> None:
+    def _resolve(self, reply: ReplySlot, outcome: Outcome) -> None:
         """A slot's outcome (through ``ReplySlot``): replies it unblocks
         become ready to leave."""
         if self._done:
@@ -302,7 +302,7 @@ class Session:
         if isinstance(outcome, RequestError):
             data = render_error(outcome)
         else:
-            assert outcome is not None  # only settled replies are ready
+            assert outcome is not None  # only resolved replies are ready
             data = render_results(outcome)
         self._close_if_all_sent()
         return data

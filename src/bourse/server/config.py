@@ -215,7 +215,8 @@ class ServerConfig:
         default=300.0,
         metadata=option(
             "seconds each step of a recovery from a database failure (reconnect, restart "
-            "the embedded PostgreSQL, settle an in-doubt commit, reload) may take before "
+            "the embedded PostgreSQL, end the session of an in-doubt commit, reload) may take "
+            "before "
             "the attempt is made again",
             positive_seconds,
         ),

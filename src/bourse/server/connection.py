@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 #: Hands a parsed request to the exchange (in this process or through a
-#: gateway's link to the engine); the reply slot is settled later.
+#: gateway's link to the engine); the reply slot is resolved later.
 Submit = Callable[[Request, ReplySlot], None]
 
 
@@ -307,7 +307,7 @@ class ExchangeConnection(asyncio.Protocol):
     def _transmit(self) -> None:
         """Send the replies ready to leave, in order; then close or drop the
         connection if the session says so. Also called by the session when a
-        reply settled later unblocks replies."""
+        reply resolved later unblocks replies."""
         session = self._session
         while data := session.data_to_send():
             self._write(data)

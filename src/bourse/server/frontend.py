@@ -120,7 +120,7 @@ class Frontend:
 
     async def close(self, drain: Callable[[], Awaitable[None]]) -> None:
         """Stop accepting; let busy connections finish within the grace
-        period, wait for ``drain`` (every owed reply settled), close all."""
+        period, wait for ``drain`` (every owed reply resolved), close all."""
         if self._server is not None:
             self._server.close()
         loop = asyncio.get_running_loop()

@@ -58,7 +58,7 @@ class EngineLink(MessageStream):
         self._drained.set()
 
     def submit(self, request: Request, reply: ReplySlot) -> None:
-        """Send ``request`` to the engine; ``reply`` is settled by its answer."""
+        """Send ``request`` to the engine; ``reply`` is resolved by its answer."""
         self._next_token += 1
         self._waiting[self._next_token] = reply
         self._drained.clear()

@@ -1,8 +1,8 @@
 """The exchange's request path: apply in arrival order, reply after commit.
 
-Requests are applied to the in-memory engine the moment they are read, in
+Requests are applied to the in-memory exchange the moment they are read, in
 arrival order, and join the batch that is filling. A committer task cuts
-the batch (its replies and the engine's changes, in one synchronous step),
+the batch (its replies and the exchange's changes, in one synchronous step),
 writes it to PostgreSQL in one transaction, and only then releases its
 replies; while one batch commits, the next one fills (group commit).
 
@@ -16,7 +16,7 @@ bound on its own; its batch is given proportionally more time.)
 When a commit fails the exchange stops acknowledging at once. Replies of
 the failed batch and of the batch filling behind it become errors when
 COMMIT was never sent, and the connections of the failed batch are dropped
-without a reply when the outcome is unknown. The engine is then rebuilt
+without a reply when the outcome is unknown. The exchange is then rebuilt
 from the database, which is the truth either way; until that succeeds every
 request is answered with a prompt error.
 """
@@ -35,8 +35,8 @@ from typing import Any, Protocol
 
 from bourse.core.changes import ChangeSet
 from bourse.core.commands import Request, TransactionsRequest
-from bourse.core.engine import Engine
 from bourse.core.errors import ErrorCode
+from bourse.core.exchange import Exchange
 from bourse.core.results import Error, Opened, Result
 from bourse.server.limits import AccountLimits
 from bourse.server.metrics import Metrics
@@ -173,7 +173,7 @@ class ExchangeService:
         self._max_batch_rows = max_batch_rows
         self._recovery_timeout = recovery_timeout
         self._clock = clock
-        self._engine: Engine | None = None
+        self._exchange: Exchange | None = None
         self._batch_id = 0
         self._filling = _Batch()
         self._closed: deque[_Batch] = deque()
@@ -191,32 +191,32 @@ class ExchangeService:
     # the request path (synchronous: runs between two awaits of the loop)
 
     def submit(self, request: Request, pending: Pending) -> None:
-        """Apply one request; ``pending`` is settled once its reply may leave."""
-        engine = self._engine
-        if engine is None:
+        """Apply one request; ``pending`` is resolved once its reply may leave."""
+        exchange = self._exchange
+        if exchange is None:
             self._refuse(pending, ErrorCode.UNAVAILABLE)
             return
         limits = self._account_limits
         if (
             limits is not None
             and type(request) is TransactionsRequest
-            and request.account_id in engine.ledger.accounts
+            and request.account_id in exchange.ledger.accounts
             and not limits.allow(request.account_id)
         ):
             self._refuse(pending, ErrorCode.RATE_LIMITED)
             return
-        results = engine.apply(request, int(self._clock()))
+        results = exchange.apply(request, int(self._clock()))
         self._count(results)
         self._filling.replies.append((pending, results))
-        if engine.journal.row_count() >= self._max_batch_rows:
-            self._close_filling_batch(engine)
+        if exchange.journal.row_count() >= self._max_batch_rows:
+            self._close_filling_batch(exchange)
         self._idle.clear()
         self._work.set()
 
-    def _close_filling_batch(self, engine: Engine) -> None:
+    def _close_filling_batch(self, exchange: Exchange) -> None:
         """Cut the filling batch's changes; it waits its turn to commit."""
         batch, self._filling = self._filling, _Batch()
-        batch.changes = engine.take_changes()
+        batch.changes = exchange.take_changes()
         self._closed.append(batch)
 
     def _refuse(self, pending: Pending, code: ErrorCode) -> None:
@@ -237,7 +237,7 @@ class ExchangeService:
     @property
     def ready(self) -> bool:
         """True while the exchange is loaded and accepting requests."""
-        return self._engine is not None
+        return self._exchange is not None
 
     # the committer
 
@@ -247,8 +247,8 @@ class ExchangeService:
             await self._work.wait()
             self._work.clear()
             try:
-                while self._engine is not None and self._has_work:
-                    await self._commit_next_batch(self._engine)
+                while self._exchange is not None and self._has_work:
+                    await self._commit_next_batch(self._exchange)
             except _CommitError as failure:
                 await self._recover_from(failure)
             if not self._has_work:
@@ -268,9 +268,9 @@ class ExchangeService:
         """Wait until every applied request has been committed and answered."""
         await self._idle.wait()
 
-    async def _commit_next_batch(self, engine: Engine) -> None:
+    async def _commit_next_batch(self, exchange: Exchange) -> None:
         if not self._closed:
-            self._close_filling_batch(engine)
+            self._close_filling_batch(exchange)
         batch = self._closed.popleft()
         changes = batch.changes
         assert changes is not None
@@ -301,8 +301,8 @@ class ExchangeService:
         return self._commit_timeout * max(1, math.ceil(changes.row_count() / self._max_batch_rows))
 
     def _abandon(self, batch: _Batch, *, outcome_known: bool) -> None:
-        """Stop acknowledging: settle every uncommitted reply without success."""
-        self._engine = None
+        """Stop acknowledging: resolve every uncommitted reply without success."""
+        self._exchange = None
         for pending, _ in batch.replies:
             if outcome_known:
                 self._refuse(pending, ErrorCode.UNAVAILABLE)
@@ -319,7 +319,7 @@ class ExchangeService:
         """Rebuild from the database, attempt after attempt, until it works.
 
         Each step (forget the connections, revive the embedded server,
-        settle the session in doubt, load) has ``recovery_timeout`` seconds:
+        end the session in doubt, load) has ``recovery_timeout`` seconds:
         a step that hangs is cancelled and the attempt made again, never
         awaited for ever. Meanwhile every request gets a prompt error.
         """
@@ -333,7 +333,7 @@ class ExchangeService:
                 await asyncio.wait_for(self._store.reset_connections(), timeout)
                 await asyncio.wait_for(self._store.revive(), timeout)
                 if failure.in_doubt is not None:
-                    await asyncio.wait_for(self._store.settle(failure.in_doubt), timeout)
+                    await asyncio.wait_for(self._store.end_session(failure.in_doubt), timeout)
                 await asyncio.wait_for(self._load(), timeout)
             except TimeoutError:
                 log.warning("a recovery step timed out; trying again")
@@ -345,9 +345,9 @@ class ExchangeService:
             await asyncio.sleep(RETRY_INTERVAL)
 
     async def _load(self) -> None:
-        engine, last_batch_id = await self._store.load_engine()
-        engine.max_open_orders = self._max_open_orders
-        engine.max_reply_fills = self._max_reply_fills
+        exchange, last_batch_id = await self._store.load_exchange()
+        exchange.max_open_orders = self._max_open_orders
+        exchange.max_reply_fills = self._max_reply_fills
         self._batch_id = last_batch_id
         tune_garbage_collector()
-        self._engine = engine
+        self._exchange = exchange

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bourse.core.changes import ChangeSet
-from bourse.core.engine import Engine
+from bourse.core.exchange import Exchange
 
 
 class Storage(Protocol):
@@ -22,8 +22,8 @@ class Storage(Protocol):
     async def migrate(self) -> None:
         """Bring the schema up to date."""
 
-    async def load_engine(self) -> tuple[Engine, int]:
-        """A fresh engine holding everything committed, and the last batch id."""
+    async def load_exchange(self) -> tuple[Exchange, int]:
+        """A fresh exchange holding everything committed, and the last batch id."""
 
     async def write(
         self,
@@ -37,7 +37,7 @@ class Storage(Protocol):
         ``statement_sent`` is called with the database session's id the
         moment the write can no longer be called off: an exception raised
         before that call means nothing was written; after it, the outcome
-        is in doubt until that session has ended (``settle``).
+        is in doubt until that session has ended (``end_session``).
         """
 
     async def reset_connections(self) -> None:
@@ -46,6 +46,6 @@ class Storage(Protocol):
     async def revive(self) -> None:
         """Bring the database back if this store knows how (else nothing)."""
 
-    async def settle(self, server_pid: int) -> None:
+    async def end_session(self, server_pid: int) -> None:
         """Make sure the session ``server_pid``, whose commit is in doubt, has
         ended, so that what is loaded next holds its outcome."""

@@ -33,8 +33,9 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
-def open_database(url: str, pool_size: int = 4) -> AsyncEngine:
-    """An asyncpg-backed engine for ``url`` (no connection is made yet)."""
+def connection_pool(url: str, pool_size: int = 4) -> AsyncEngine:
+    """A pool of asyncpg connections to ``url`` (SQLAlchemy calls it an engine;
+    no connection is made yet)."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -66,10 +67,10 @@ _TERMINATE = text(
 _ALIVE = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND application_name = :name")
 
 #: Seconds between checks that a terminated session is gone.
-SETTLE_POLL = 0.05
+SESSION_END_POLL = 0.05
 
 
-async def settle_session(database: AsyncEngine, server_pid: int) -> None:
+async def end_session(database: AsyncEngine, server_pid: int) -> None:
     """Terminate bourse's session ``server_pid`` if it still runs, and wait
     until PostgreSQL no longer lists it: its transaction is then either
     committed or rolled back, for good."""
@@ -79,4 +80,4 @@ async def settle_session(database: AsyncEngine, server_pid: int) -> None:
         await connection.commit()
         while (await connection.execute(_ALIVE, parameters)).scalar_one():
             await connection.commit()
-            await asyncio.sleep(SETTLE_POLL)
+            await asyncio.sleep(SESSION_END_POLL)

@@ -1,4 +1,4 @@
-"""Reading the exchange back from PostgreSQL, to rebuild the engine.
+"""Reading the exchange back from PostgreSQL, to rebuild the exchange.
 
 Recovery needs every account and position, every order with its fills (a
 query may ask about any order ever placed), and the last batch number.

@@ -1,6 +1,6 @@
 """The exchange's system of record, as the server sees it.
 
-One object bundles the database engine, the migrations, the batch writer
+One object bundles the connection pool, the migrations, the batch writer
 and the recovery loader, so the server never touches SQLAlchemy.
 
 Reviving the embedded PostgreSQL blocks (it runs ``pg_ctl``), so it runs on
@@ -18,10 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from bourse.core.changes import ChangeSet
-from bourse.core.engine import Engine
-from bourse.core.restore import restore_engine
+from bourse.core.exchange import Exchange
+from bourse.core.restore import restore_exchange
 from bourse.store.audit import audit_database
-from bourse.store.database import migrate, open_database, settle_session
+from bourse.store.database import connection_pool, end_session, migrate
 from bourse.store.loader import load_state
 from bourse.store.writer import BatchWriter
 
@@ -35,7 +35,7 @@ class Store:
     """
 
     def __init__(self, url: str, revive: Callable[[], object] | None = None) -> None:
-        self._database = open_database(url)
+        self._database = connection_pool(url)
         self._writer = BatchWriter(self._database)
         self._revive = revive
         self._reviver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bourse-revive")
@@ -71,16 +71,16 @@ class Store:
         stored, _ = await load_state(self._database)
         return stored
 
-    async def load_engine(self) -> tuple[Engine, int]:
-        """A fresh engine holding everything committed, and the last batch id."""
+    async def load_exchange(self) -> tuple[Exchange, int]:
+        """A fresh exchange holding everything committed, and the last batch id."""
         stored, last_batch_id = await load_state(self._database)
-        return restore_engine(stored), last_batch_id
+        return restore_exchange(stored), last_batch_id
 
-    async def settle(self, server_pid: int) -> None:
+    async def end_session(self, server_pid: int) -> None:
         """Make sure the session ``server_pid``, whose COMMIT is in doubt, has
         ended (terminating it if needed), so that what is read next already
         holds its outcome, whichever it was."""
-        await settle_session(self._database, server_pid)
+        await end_session(self._database, server_pid)
 
     async def audit(self) -> list[str]:
         """The invariants the stored exchange breaks (see ``audit.py``)."""

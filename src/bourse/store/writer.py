@@ -1,6 +1,6 @@
 """Writing one batch of changes as one PostgreSQL statement.
 
-The engine cuts a ``ChangeSet`` (every changed row once, at its value at the
+The exchange cuts a ``ChangeSet`` (every changed row once, at its value at the
 cut). This module sends it as a single statement of data-modifying common
 table expressions, one per table, each fed by arrays that ``unnest``
 expands on the server; sent outside an explicit transaction, the statement

@@ -1,4 +1,4 @@
-"""The matching engine: applies requests in order, one at a time.
+"""The exchange: applies requests in order, one at a time, and matches orders.
 
 It is the single writer of all exchange state. ``apply`` takes one parsed
 request and the current time, and returns one result per command in
@@ -57,7 +57,7 @@ from bourse.core.results import (
 )
 
 
-class Engine:
+class Exchange:
     """All accounts, books and orders, changed only through ``apply``."""
 
     def __init__(
@@ -165,7 +165,7 @@ class Engine:
         is the first to report any fills: every order can always be queried
         and canceled, alone or first in its request, and what one request
         makes the server render is bounded by the budget plus one order's
-        history (which the engine already holds).
+        history (which the exchange already holds).
         """
         transact = self._transact
         budget = self.max_reply_fills
