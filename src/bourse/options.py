@@ -160,6 +160,18 @@ def networks(text: str) -> tuple[str, ...]:
     return given
 
 
+def switch(text: str) -> bool:
+    """On or off: ``1``, ``true``, ``yes``, ``on`` or ``0``, ``false``,
+    ``no``, ``off`` (in an environment variable; on the command line the
+    flag alone turns it on and ``--no-…`` off)."""
+    word = text.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is neither on nor off")
+
+
 class OneOf:
     """A parser that accepts only the given words."""
 
@@ -199,6 +211,9 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Declared]) ->
     reported the same way, and only when the flag does not override it."""
     for declared in options:
         from_environment = os.environ.get(declared.variable)
+        if declared.option.parse is switch:
+            _add_switch(parser, declared, from_environment)
+            continue
         parser.add_argument(
             declared.flag,
             type=declared.option.parse,
@@ -206,6 +221,25 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Declared]) ->
             metavar=_metavar(declared.option.parse),
             help=_help_line(declared, from_environment),
         )
+
+
+def _add_switch(
+    parser: argparse.ArgumentParser, declared: Declared, from_environment: str | None
+) -> None:
+    """``--flag`` / ``--no-flag``; a bad environment value is reported as
+    argparse reports a bad flag value."""
+    default = declared.default
+    if from_environment is not None:
+        try:
+            default = switch(from_environment)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"{declared.variable}: {exc}")
+    parser.add_argument(
+        declared.flag,
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=_help_line(declared, from_environment),
+    )
 
 
 def _help_line(declared: Declared, from_environment: str | None) -> str:
@@ -234,6 +268,8 @@ def default_text(declared: Declared) -> str:
     value = declared.default
     if value is None or value == ():
         return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, float):
         return f"`{value:g}`"
     return f"`{value}`"

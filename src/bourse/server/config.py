@@ -17,6 +17,7 @@ from bourse.options import (
     positive_count,
     positive_seconds,
     seconds,
+    switch,
     tcp_port,
 )
 from bourse.protocol.framing import DEFAULT_MAX_REQUEST_SIZE
@@ -295,6 +296,50 @@ class ServerConfig:
     )
     metrics_host: str = field(
         default="127.0.0.1", metadata=option("address of the `--metrics-port` endpoint")
+    )
+    http_port: int | None = field(
+        default=8080,
+        metadata=option(
+            "HTTP port of the web view, the market-data API and the `/ws` feed; `0` picks "
+            "a free one (the log says which), `off` serves none",
+            port_or_off,
+        ),
+    )
+    http_host: str | None = field(
+        default=None,
+        metadata=option("address of the `--http-port` listener", default_text="`--host`"),
+    )
+    leaderboard: bool = field(
+        default=False,
+        metadata=option(
+            "publish accounts ranked by cash plus positions at the last trade price "
+            "(`/leaderboard`, `/api/leaderboard`): it reveals balances",
+            switch,
+        ),
+    )
+    max_subscribers: int = field(
+        default=1_000,
+        metadata=option(
+            "WebSocket connections one process serves at once (each gateway, or the one "
+            "process with `--workers 0`); one more is refused",
+            positive_count,
+        ),
+    )
+    max_feed_message: int = field(
+        default=4096,
+        metadata=option(
+            "largest message, in bytes, a WebSocket client may send; a larger one closes "
+            "its connection",
+            positive_count,
+        ),
+    )
+    subscriber_backlog: int = field(
+        default=1 << 20,
+        metadata=option(
+            "feed bytes a WebSocket subscriber may leave unread; past it its updates are "
+            "conflated into a fresh snapshot once it reads again",
+            positive_count,
+        ),
     )
     log_format: str = field(
         default="text",
