@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from bourse.bench.crash import Acknowledged, Client, _audit, _setup, _verify
+from bourse.bench.acknowledged import Acknowledged, Client, audit, create_accounts, verify
 from bourse.bench.server_process import Server
 from bourse.bench.xml import frame
 from bourse.store.embedded import read_postmaster_info, serves
@@ -110,7 +110,7 @@ async def kill_postgres_under_load(server: Server) -> Outcome:
     seen = Acknowledged()
     rng = random.Random(23)
     clients = [Client(str(9000 + i), seen, random.Random(rng.random())) for i in range(CLIENTS)]
-    await _setup(server, clients)
+    await create_accounts(server, clients)
     during = asyncio.create_task(load(server, clients, LOAD_SECONDS * 2))
     await asyncio.sleep(LOAD_SECONDS)
     at_kill = len(seen.orders)
@@ -121,7 +121,7 @@ async def kill_postgres_under_load(server: Server) -> Outcome:
     if recovery >= RECOVERY_LIMIT:
         return Outcome(recovery, at_kill, 0, ["the exchange did not serve again"])
     await load(server, clients, LOAD_SECONDS)
-    problems = await _verify(server, seen) + await _audit(server)
+    problems = await verify(server, seen) + await audit(server)
     return Outcome(recovery, at_kill, len(seen.orders) - served_again, problems)
 
 

@@ -3,8 +3,9 @@
 Offers the seeded workload (``workload``), its requests as the protocol's
 XML (``xml``), the load client and its report (``run``, ``report``,
 ``plots``), scaling runs over gateway counts (``scale``), the engine's
-ceiling, crash cycles, recovery and write-cost measurements, and a null
-server that answers without an exchange.
+ceiling, crash cycles (``crash``, with the clients and checks of what was
+acknowledged in ``acknowledged``), recovery and write-cost measurements,
+and a null server that answers without an exchange.
 
 May import: anything of ours. Nothing imports it but its own modules and
 the command line (``bourse.cli`` and its ``bourse.commands`` modules), so

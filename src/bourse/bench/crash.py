@@ -9,7 +9,8 @@ PostgreSQL, a ``SIGSTOP`` of PostgreSQL long enough for commits to time
 out, a ``SIGSTOP`` then ``kill -9`` of the server. Then it restarts what is
 down and checks, through the protocol and in SQL, that every order, fill
 and cancel a client saw acknowledged is still there and answered the same,
-and that cash and shares are conserved.
+and that cash and shares are conserved (the clients and those checks are
+``acknowledged``).
 
 ``python -m bourse.bench.crash --cycles 50`` runs the long version; the
 test suite runs a few cycles of the same code.
@@ -28,135 +29,22 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
-from lxml import etree
 
+from bourse.bench.acknowledged import (
+    Acknowledged,
+    Client,
+    audit,
+    create_accounts,
+    exchange_xml,
+    verify,
+)
 from bourse.bench.server_process import Server
-from bourse.bench.xml import frame
-from bourse.store.embedded import libpq_url, read_postmaster_info
-from bourse.store.store import Store
+from bourse.store.embedded import read_postmaster_info
 
-REPLY_END = b"</results>\n"
-SYMBOLS = ("AAA", "BBB")
 FAULTS = ("kill-server", "kill-postgres", "stop-postgres", "stop-then-kill-server")
-
-
-@dataclass(slots=True)
-class Fill:
-    """One execution as a client saw it."""
-
-    shares: str
-    price: str
-    time: str
-
-
-@dataclass(slots=True)
-class SeenOrder:
-    """What clients were told about one order."""
-
-    account_id: str
-    amount: Decimal
-    fills: list[Fill] = field(default_factory=list)
-    canceled: str | None = None
-
-
-@dataclass(slots=True)
-class Acknowledged:
-    """Everything the exchange acknowledged to the clients, across cycles."""
-
-    orders: dict[int, SeenOrder] = field(default_factory=dict)
-    requests: int = 0
-
-
-# the clients
-
-
-async def _exchange(host: str, port: int, xml: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(frame(xml))
-        return await reader.readuntil(REPLY_END)
-    finally:
-        writer.close()
-
-
-def _parse(reply: bytes) -> list[etree._Element]:
-    return list(etree.fromstring(reply))
-
-
-class Client:
-    """One account trading on its own: orders, queries and cancels of its
-    own acknowledged orders; every acknowledgement is recorded."""
-
-    def __init__(self, account_id: str, seen: Acknowledged, rng: random.Random) -> None:
-        self.account_id = account_id
-        self.seen = seen
-        self.rng = rng
-
-    def next_request(self) -> bytes:
-        rng = self.rng
-        own = [oid for oid, o in self.seen.orders.items() if o.account_id == self.account_id]
-        children = []
-        for _ in range(rng.randint(1, 3)):
-            roll = rng.random()
-            if own and roll < 0.15:
-                children.append(f'<query id="{rng.choice(own)}"/>')
-            elif own and roll < 0.3:
-                children.append(f'<cancel id="{rng.choice(own)}"/>')
-            else:
-                amount = rng.randint(1, 20) * rng.choice((1, -1))
-                limit = f"{rng.randint(95, 105)}.{rng.randint(0, 99):02d}"
-                children.append(
-                    f'<order sym="{rng.choice(SYMBOLS)}" amount="{amount}" limit="{limit}"/>'
-                )
-        return f'<transactions id="{self.account_id}">{"".join(children)}</transactions>'.encode()
-
-    def record(self, reply: bytes) -> None:
-        """Note what an acknowledged reply says (an "unavailable" refusal
-        acknowledges nothing)."""
-        if b"Exchange unavailable" in reply:
-            return
-        self.seen.requests += 1
-        for element in _parse(reply):
-            if element.tag == "opened":
-                self.seen.orders[int(element.get("id", "0"))] = SeenOrder(
-                    self.account_id, Decimal(element.get("amount", "0"))
-                )
-            elif element.tag in ("status", "canceled"):
-                self._record_history(element)
-
-    def _record_history(self, element: etree._Element) -> None:
-        order = self.seen.orders[int(element.get("id", "0"))]
-        fills = [
-            Fill(e.get("shares", ""), e.get("price", ""), e.get("time", ""))
-            for e in element
-            if e.tag == "executed"
-        ]
-        if len(fills) > len(order.fills):
-            order.fills = fills
-        for part in element:
-            if part.tag == "canceled":
-                order.canceled = part.get("shares")
-
-    async def run_pipelined(self, host: str, port: int, stop: asyncio.Event) -> None:
-        """Send requests in bursts of several before reading their replies."""
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            reader, writer = await asyncio.open_connection(host, port)
-            while not stop.is_set():
-                burst = [self.next_request() for _ in range(self.rng.randint(2, 5))]
-                writer.write(b"".join(frame(xml) for xml in burst))
-                for _ in burst:
-                    self.record(await reader.readuntil(REPLY_END))
-            writer.close()
-
-    async def run_one_per_connection(self, host: str, port: int, stop: asyncio.Event) -> None:
-        """Send each request on a connection of its own."""
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while not stop.is_set():
-                self.record(await _exchange(host, port, self.next_request()))
 
 
 # one cycle
@@ -230,63 +118,10 @@ async def _wait_available(server: Server, within: float = 120.0) -> None:
     """Wait until the exchange has recovered and answers again."""
     deadline = time.monotonic() + within
     probe = b'<transactions id="0"><query id="1"/></transactions>'
-    while b"unavailable" in await _exchange("127.0.0.1", server.port, probe):
+    while b"unavailable" in await exchange_xml(server.port, probe):
         if time.monotonic() > deadline:
             raise RuntimeError("the exchange did not recover")
         await asyncio.sleep(0.2)
-
-
-# checks
-
-
-#: Queries sent in one request while verifying.
-QUERIES_PER_REQUEST = 200
-
-
-async def _verify(server: Server, seen: Acknowledged) -> list[str]:
-    """Query every acknowledged order of every account, many per request."""
-    by_account: dict[str, list[int]] = {}
-    for order_id, order in seen.orders.items():
-        by_account.setdefault(order.account_id, []).append(order_id)
-    problems = []
-    for account_id, order_ids in by_account.items():
-        for start in range(0, len(order_ids), QUERIES_PER_REQUEST):
-            chunk = order_ids[start : start + QUERIES_PER_REQUEST]
-            queries = "".join(f'<query id="{order_id}"/>' for order_id in chunk)
-            request = f'<transactions id="{account_id}">{queries}</transactions>'
-            reply = await _exchange("127.0.0.1", server.port, request.encode())
-            for order_id, status in zip(chunk, _parse(reply), strict=True):
-                problems.extend(_compare(order_id, seen.orders[order_id], status))
-    return problems
-
-
-def _compare(order_id: int, order: SeenOrder, status: etree._Element) -> list[str]:
-    if status.tag != "status":
-        return [f"order {order_id}: acknowledged but now answered {etree.tostring(status)!r}"]
-    fills = [
-        Fill(e.get("shares", ""), e.get("price", ""), e.get("time", ""))
-        for e in status
-        if e.tag == "executed"
-    ]
-    problems = []
-    if fills[: len(order.fills)] != order.fills:
-        problems.append(f"order {order_id}: fills {order.fills} acknowledged, now {fills}")
-    canceled = [part.get("shares") for part in status if part.tag == "canceled"]
-    if order.canceled is not None and canceled != [order.canceled]:
-        problems.append(
-            f"order {order_id}: cancel of {order.canceled} acknowledged, now {canceled}"
-        )
-    return problems
-
-
-async def _audit(server: Server) -> list[str]:
-    info = read_postmaster_info(server.data_dir / "pgdata")
-    assert info is not None
-    store = Store(libpq_url(info))
-    try:
-        return await store.audit()
-    finally:
-        await store.close()
 
 
 # the run
@@ -301,21 +136,6 @@ class CrashReport:
     acknowledged_requests: int = 0
     acknowledged_orders: int = 0
     problems: list[str] = field(default_factory=list)
-
-
-async def _setup(server: Server, clients: list[Client]) -> None:
-    accounts = "".join(f'<account id="{c.account_id}" balance="1000000"/>' for c in clients)
-    positions = "".join(
-        f'<symbol sym="{s}">'
-        + "".join(f'<account id="{c.account_id}">100000</account>' for c in clients)
-        + "</symbol>"
-        for s in SYMBOLS
-    )
-    reply = await _exchange(
-        "127.0.0.1", server.port, f"<create>{accounts}{positions}</create>".encode()
-    )
-    if b"<error" in reply:
-        raise RuntimeError(f"setup failed: {reply!r}")
 
 
 async def run_crash_cycles(
@@ -336,13 +156,13 @@ async def run_crash_cycles(
     report = CrashReport()
     server.start()
     try:
-        await _setup(server, people)
+        await create_accounts(server, people)
         for cycle in range(cycles):
             fault = FAULTS[cycle % len(FAULTS)]
             await _load_until_fault(server, people, fault, rng)
             _restart_if_down(server)
             await _wait_available(server)
-            problems = await _verify(server, seen) + await _audit(server)
+            problems = await verify(server, seen) + await audit(server)
             report.cycles += 1
             report.faults[fault] = report.faults.get(fault, 0) + 1
             report.problems.extend(f"cycle {cycle} ({fault}): {p}" for p in problems)

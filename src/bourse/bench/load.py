@@ -76,8 +76,8 @@ async def _read_reply(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(REPLY_END)
 
 
-async def _exchange(host: str, port: int, request: bytes) -> bytes:
-    """One request on its own connection."""
+async def send_one(host: str, port: int, request: bytes) -> bytes:
+    """One request on a connection of its own; its reply."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(request)
@@ -109,7 +109,7 @@ class _Client:
     async def closed_per_request(self) -> None:
         for index, request in enumerate(self.requests):
             started = time.perf_counter()
-            reply = await _exchange(self.host, self.port, request)
+            reply = await send_one(self.host, self.port, request)
             self.result.record(self.stream, index, reply, started)
 
     async def open_persistent(self, due: list[float]) -> None:
@@ -140,7 +140,7 @@ class _Client:
                 raise outcome
 
     async def _timed_exchange(self, index: int, request: bytes, at: float) -> None:
-        reply = await _exchange(self.host, self.port, request)
+        reply = await send_one(self.host, self.port, request)
         self.result.record(self.stream, index, reply, at)
 
 

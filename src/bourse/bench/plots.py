@@ -36,48 +36,47 @@ def _subtitle(summary: dict[str, Any]) -> str:
 
 def throughput_figure(summary: dict[str, Any]) -> Figure:
     """Orders per second against cores, mean with ± one stdev error bars."""
-    figure = Figure(figsize=SIZE)
-    axes = figure.add_subplot()
-    points = summary["points"]
-    axes.errorbar(
-        _cores(summary),
-        [point["orders_per_second"]["mean"] for point in points],
-        yerr=[point["orders_per_second"]["stdev"] for point in points],
-        marker="o",
-        capsize=4,
-    )
-    axes.set_xlabel("server cores")
-    axes.set_ylabel("orders/s (mean ± stdev)")
-    axes.set_xticks(_cores(summary))
-    axes.set_ylim(bottom=0)
-    axes.set_title("Throughput", loc="left")
-    axes.set_title(_subtitle(summary), loc="right", fontsize="small")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    return figure
+    spreads = [point["orders_per_second"] for point in summary["points"]]
+    return _spread_figure(summary, "Throughput", "orders/s (mean ± stdev)", {None: spreads})
 
 
 def latency_figure(summary: dict[str, Any]) -> Figure:
     """Latency percentiles against cores, mean with ± one stdev error bars."""
+    series: dict[str | None, list[dict[str, float]]] = {
+        name: [point["latency_ms"][name] for point in summary["points"]] for name in SHOWN_LATENCIES
+    }
+    return _spread_figure(summary, "Latency", "latency ms (mean ± stdev)", series)
+
+
+def _spread_figure(
+    summary: dict[str, Any],
+    title: str,
+    ylabel: str,
+    series: dict[str | None, list[dict[str, float]]],
+) -> Figure:
+    """One line of error bars per series (its label, or None for a figure of
+    one unlabelled series → each point's ``mean`` and ``stdev``) against the
+    server cores; a legend when the series are labelled."""
     figure = Figure(figsize=SIZE)
     axes = figure.add_subplot()
-    points = summary["points"]
-    for name in SHOWN_LATENCIES:
+    cores = _cores(summary)
+    for label, spreads in series.items():
         axes.errorbar(
-            _cores(summary),
-            [point["latency_ms"][name]["mean"] for point in points],
-            yerr=[point["latency_ms"][name]["stdev"] for point in points],
+            cores,
+            [spread["mean"] for spread in spreads],
+            yerr=[spread["stdev"] for spread in spreads],
             marker="o",
             capsize=4,
-            label=name,
+            label=label,
         )
     axes.set_xlabel("server cores")
-    axes.set_ylabel("latency ms (mean ± stdev)")
-    axes.set_xticks(_cores(summary))
+    axes.set_ylabel(ylabel)
+    axes.set_xticks(cores)
     axes.set_ylim(bottom=0)
-    axes.set_title("Latency", loc="left")
+    axes.set_title(title, loc="left")
     axes.set_title(_subtitle(summary), loc="right", fontsize="small")
-    axes.legend()
+    if None not in series:
+        axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
     return figure

@@ -8,31 +8,31 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 
 from bourse.bench.run import BenchSettings, bench, report, write_json
+from bourse.commands.field_options import add_field_options, field_values
+
+#: Where the server is.
+_SERVER = {"host": "server address", "port": "server port"}
+
+#: The size of the load, shared with ``bourse scale``.
+_LOAD = {
+    "clients": "concurrent clients",
+    "requests_per_client": "requests each client sends",
+    "orders_per_request": "orders in each <transactions>",
+}
+
+#: What the orders are.
+_WORKLOAD = {"accounts": "accounts", "seed": "workload seed"}
 
 
 def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     """The size of the load, shared by ``bench`` and ``scale``."""
-    defaults = BenchSettings()
-    parser.add_argument(
-        "--clients", type=int, default=defaults.clients, help="concurrent clients (%(default)s)"
-    )
-    parser.add_argument(
-        "--requests-per-client",
-        type=int,
-        default=defaults.requests_per_client,
-        help="requests each client sends (%(default)s)",
-    )
-    parser.add_argument(
-        "--orders-per-request",
-        type=int,
-        default=defaults.orders_per_request,
-        help="orders in each <transactions> (%(default)s)",
-    )
+    add_field_options(parser, BenchSettings(), _LOAD)
     parser.add_argument(
         "--connection-per-request",
         action="store_true",
@@ -40,11 +40,14 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def load_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``BenchSettings`` fields that ``add_load_arguments`` set, by name."""
+    return {**field_values(args, _LOAD), "persistent": not args.connection_per_request}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the server is, the load, and what to do with the result."""
-    defaults = BenchSettings()
-    parser.add_argument("--host", default=defaults.host, help="server address (%(default)s)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="server port (%(default)s)")
+    add_field_options(parser, BenchSettings(), _SERVER)
     add_load_arguments(parser)
     parser.add_argument(
         "--rate",
@@ -53,12 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="open loop: requests per second over all clients, latency measured from each "
         "request's scheduled time (default: closed loop)",
     )
-    parser.add_argument(
-        "--accounts", type=int, default=defaults.accounts, help="accounts (%(default)s)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="workload seed (%(default)s)"
-    )
+    add_field_options(parser, BenchSettings(), _WORKLOAD)
     parser.add_argument(
         "--database-url",
         default=None,
@@ -71,15 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     settings = BenchSettings(
-        host=args.host,
-        port=args.port,
-        clients=args.clients,
-        requests_per_client=args.requests_per_client,
-        orders_per_request=args.orders_per_request,
-        persistent=not args.connection_per_request,
+        **field_values(args, _SERVER),
+        **load_settings(args),
+        **field_values(args, _WORKLOAD),
         rate=args.rate,
-        accounts=args.accounts,
-        seed=args.seed,
         database_url=args.database_url,
     )
     console = Console(stderr=True)

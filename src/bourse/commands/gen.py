@@ -9,6 +9,17 @@ from pathlib import Path
 
 from bourse.bench.gen import summary, write_load_files
 from bourse.bench.workload import WorkloadShape
+from bourse.commands.field_options import add_field_options, field_values
+
+#: How many accounts and symbols.
+_SIZE = {"accounts": "accounts", "symbols": "symbols"}
+
+#: What each ``<transactions>`` holds.
+_MIX = {
+    "orders_per_request": "children of each <transactions>",
+    "query_share": "share of children that query an earlier order of the account",
+    "cancel_share": "share of children that cancel an earlier order of the account",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,47 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=1, help="workload seed; same seed, same bytes (%(default)s)"
     )
-    parser.add_argument(
-        "--accounts", type=int, default=defaults.accounts, help="accounts (%(default)s)"
-    )
-    parser.add_argument(
-        "--symbols", type=int, default=defaults.symbols, help="symbols (%(default)s)"
-    )
+    add_field_options(parser, defaults, _SIZE)
     parser.add_argument(
         "--requests",
         type=int,
         default=5000,
         help="<transactions> requests in requests.bin (%(default)s)",
     )
-    parser.add_argument(
-        "--orders-per-request",
-        type=int,
-        default=defaults.orders_per_request,
-        help="children of each <transactions> (%(default)s)",
-    )
-    parser.add_argument(
-        "--query-share",
-        type=float,
-        default=defaults.query_share,
-        help="share of children that query an earlier order of the account (%(default)s)",
-    )
-    parser.add_argument(
-        "--cancel-share",
-        type=float,
-        default=defaults.cancel_share,
-        help="share of children that cancel an earlier order of the account (%(default)s)",
-    )
+    add_field_options(parser, defaults, _MIX)
     parser.set_defaults(run=_gen)
 
 
 def _gen(args: argparse.Namespace) -> int:
     shape = WorkloadShape(
-        accounts=args.accounts,
-        symbols=args.symbols,
-        requests=args.requests,
-        orders_per_request=args.orders_per_request,
-        query_share=args.query_share,
-        cancel_share=args.cancel_share,
+        **field_values(args, _SIZE), requests=args.requests, **field_values(args, _MIX)
     )
     print(summary(args.out, write_load_files(args.out, shape, args.seed)))
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bourse.bench.run import BenchSettings
 from bourse.bench.scale import ScaleSettings, default_out, run_scale
-from bourse.commands.bench import add_load_arguments
+from bourse.commands.bench import add_load_arguments, load_settings
 from bourse.options import count
 
 
@@ -53,12 +53,7 @@ def _scale(args: argparse.Namespace) -> int:
     settings = ScaleSettings(
         max_cores=args.max_cores,
         repetitions=args.repetitions,
-        bench=BenchSettings(
-            clients=args.clients,
-            requests_per_client=args.requests_per_client,
-            orders_per_request=args.orders_per_request,
-            persistent=not args.connection_per_request,
-        ),
+        bench=BenchSettings(**load_settings(args)),
     )
     out = args.out if args.out is not None else default_out()
     series = (
