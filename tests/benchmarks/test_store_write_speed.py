@@ -147,7 +147,7 @@ def expected_state(stream: BatchedStream, batches: int) -> State:
             for order in orders
             if order.executions
         },
-        deposits=exchange.deposits,
+        deposits=stream.deposits,
         latest=(
             max((order.created_at for order in orders), default=None),
             max(
