@@ -22,6 +22,7 @@ import psutil  # type: ignore[import-untyped]
 BOURSE = Path(sys.executable).with_name("bourse")
 LISTENING = re.compile(r"bourse listening on [^ ]+:(\d+)")
 ADMIN_LISTENING = re.compile(r"admin listener on [^ ]+:(\d+)")
+WEB_LISTENING = re.compile(r"web view on http://[^ ]+:(\d+)/")
 RESULTS_END = b"</results>\n"
 
 
@@ -32,6 +33,7 @@ class ServerProcess:
     process: subprocess.Popen[str]
     port: int = 0
     admin_port: int = 0
+    http_port: int = 0
     log: list[str] = field(default_factory=list)
 
     def connect(self, timeout: float = 10.0) -> socket.socket:
@@ -52,6 +54,8 @@ def _pump(server: ServerProcess, listening: threading.Event) -> None:
         server.log.append(line)
         if admin := ADMIN_LISTENING.search(line):
             server.admin_port = int(admin.group(1))
+        if web := WEB_LISTENING.search(line):
+            server.http_port = int(web.group(1))
         found = LISTENING.search(line)
         if found and not listening.is_set():
             server.port = int(found.group(1))
@@ -63,9 +67,11 @@ def _pump(server: ServerProcess, listening: threading.Event) -> None:
 def running_server(database_url: str | None, *extra: str) -> Iterator[ServerProcess]:
     """Start ``bourse serve`` on a free loopback port, storing into
     ``database_url`` (None: the embedded default, given ``--data-dir`` in
-    ``extra``); kill it afterwards if it is still running."""
+    ``extra``); the web view on a free port unless ``extra`` says otherwise;
+    kill it afterwards if it is still running."""
     database = [] if database_url is None else ["--database-url", database_url]
-    command = [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *database, *extra]
+    web = [] if "--http-port" in extra else ["--http-port", "0"]
+    command = [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *database, *web, *extra]
     with running_command(command) as server:
         yield server
 

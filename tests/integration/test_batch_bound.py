@@ -136,5 +136,5 @@ def test_one_request_larger_than_a_batch_gets_proportionally_longer(database_url
     assert (orders + 1) * SECONDS_PER_ROW > COMMIT_TIMEOUT  # the plain timeout would fire
     store, outcomes = asyncio.run(serve_burst(database_url, [resting_buys("0", orders)]))
     assert_all_opened(outcomes, orders)
-    assert max(store.batch_rows) == orders + 1
+    assert max(store.batch_rows) == orders + 2  # its orders, its account, its symbol's seq
     assert asyncio.run(stored_order_count(database_url)) == orders

@@ -26,6 +26,7 @@ from bourse.bench.workload import WorkloadShape, setup_request, transaction_stre
 from bourse.core.commands import Request
 from bourse.core.digest import state_digest
 from bourse.core.exchange import Exchange
+from bourse.core.market import MarketSnapshot, SymbolState, Trade
 from bourse.store.store import Store
 from tests.property.test_engine_properties import SEED, requests
 
@@ -103,6 +104,35 @@ def test_random_streams_survive_the_round_trip(
     assert problems == []
 
 
+def _unnumbered(snapshot: MarketSnapshot) -> MarketSnapshot:
+    """``snapshot`` with its trades' own ``seq`` dropped (it is not stored)."""
+    return MarketSnapshot(
+        tuple(
+            SymbolState(
+                state.symbol,
+                state.seq,
+                state.bids,
+                state.asks,
+                tuple(Trade(t.symbol, 0, t.price, t.shares, t.time) for t in state.trades),
+            )
+            for state in snapshot.symbols
+        )
+    )
+
+
+def test_market_seq_levels_and_recent_trades_survive_the_round_trip(
+    database_url: str, workload: list[list[Request]]
+) -> None:
+    engine, restored, _ = run(_round_trip(database_url, workload))
+    published = engine.market_snapshot()
+    assert restored.market_snapshot() == _unnumbered(published)
+    assert all(state.seq > 100 and len(state.trades) > 100 for state in published.symbols)
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute("SELECT symbol, market_seq FROM symbols").fetchall()
+    stored: dict[str, int] = dict(rows)
+    assert stored == {state.symbol: state.seq for state in published.symbols}
+
+
 def test_the_cut_writes_values_at_the_cut(database_url: str) -> None:
     """Changes made after a cut belong to the next batch, never to the cut one."""
 
@@ -177,4 +207,4 @@ def test_db_upgrade_command_creates_the_schema(database_url: str) -> None:
     assert done.returncode == 0, done.stderr
     with psycopg.connect(database_url) as connection:
         version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0001",)
+    assert version == ("0002",)

@@ -23,6 +23,7 @@ from bourse.core.changes import (
     ExecutionRow,
     OrderRow,
     PositionRow,
+    SequenceRow,
 )
 from bourse.core.exchange import Exchange
 from bourse.core.restore import restore_exchange
@@ -67,6 +68,7 @@ class FakeStore:
         self._orders: dict[int, OrderRow] = {}
         self._executions: list[ExecutionRow] = []
         self._deposits: list[DepositRow] = []
+        self._sequences: dict[str, SequenceRow] = {}
         self._last_batch_id = 0
 
     def calls_after(self, call: str) -> list[str]:
@@ -101,6 +103,7 @@ class FakeStore:
             orders=[self._orders[order_id] for order_id in sorted(self._orders)],
             executions=list(self._executions),
             deposits=list(self._deposits),
+            sequences=list(self._sequences.values()),
         )
 
     async def write(
@@ -132,6 +135,7 @@ class FakeStore:
         self._orders.update((row.order_id, row) for row in changes.orders)
         self._executions.extend(changes.executions)
         self._deposits.extend(changes.deposits)
+        self._sequences.update((row.symbol, row) for row in changes.sequences)
         self._last_batch_id = batch_id
         self.batches.append((batch_id, requests, changes.row_count()))
 

@@ -26,9 +26,10 @@ from bourse.core.changes import ChangeSet
 from bourse.core.errors import ErrorCode
 from bourse.core.exchange import Exchange
 from bourse.core.results import Result
+from bourse.server.binding import bind_address
 from bourse.server.config import ServerConfig
 from bourse.server.service import ExchangeService
-from bourse.server.supervisor import Gateways, bind_address
+from bourse.server.supervisor import Gateways
 from bourse.store.store import Store
 from tests.builders import account, create
 

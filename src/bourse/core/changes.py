@@ -12,6 +12,11 @@ change set that takes an empty exchange to the stored one, and
 ``restore_exchange`` takes it whole. The journal and the change set count
 their rows the same way, so the bound on a batch's size (counted on the
 journal) and a commit's deadline (counted on the change set) agree.
+
+A change set cut by the exchange also carries what the batch changed in
+the public market (``market``), published once the batch has committed,
+and the new message number of each symbol it touched (``sequences``), so
+that numbering continues from the database after a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from bourse.core.book import Order
+from bourse.core.market import NO_MARKET_CHANGE, MarketUpdate
 from bourse.core.results import Execution
 
 
@@ -75,6 +82,20 @@ class DepositRow:
     time: int
 
 
+@dataclass(slots=True)
+class SequenceRow:
+    """``symbols(symbol, market_seq)``: the ``seq`` of the last market-data
+    message of ``symbol``."""
+
+    symbol: str
+    seq: int
+
+
+#: A cancel: the id the next order would get at the time (which places it
+#: among the orders opened in the batch), the order canceled, and when.
+CancelNote = tuple[int, Order, int]
+
+
 class _Tables:
     """One collection per table a batch writes, in dependency order (symbols
     and accounts before the positions and orders that refer to them)."""
@@ -87,6 +108,7 @@ class _Tables:
     orders: Sized
     executions: Sized
     deposits: Sized
+    sequences: Sized
 
     def row_count(self) -> int:
         """Rows these collections make, not counting a ``batches`` row."""
@@ -97,6 +119,7 @@ class _Tables:
             + len(self.orders)
             + len(self.executions)
             + len(self.deposits)
+            + len(self.sequences)
         )
 
     def is_empty(self) -> bool:
@@ -108,7 +131,8 @@ class _Tables:
 class ChangeSet(_Tables):
     """Rows of the six tables: what one batch writes (cut by the exchange), or
     everything stored (read back by the loader): the whole exchange is the
-    change set that takes an empty one to it."""
+    change set that takes an empty one to it. ``sequences`` are more rows
+    of ``symbols``: its ``market_seq`` column."""
 
     symbols: Sequence[str]
     accounts: Sequence[AccountRow]
@@ -116,12 +140,17 @@ class ChangeSet(_Tables):
     orders: Sequence[OrderRow]
     executions: Sequence[ExecutionRow]
     deposits: Sequence[DepositRow]
+    sequences: Sequence[SequenceRow] = ()
+    #: What the batch changed in the market (nothing, as read back by the loader).
+    market: MarketUpdate = NO_MARKET_CHANGE
 
 
 @dataclass(slots=True)
 class Journal(_Tables):
     """Keys touched since the last cut, noted by the exchange as it works; the
-    rows they name are copied at the cut, so each key counts as one row."""
+    rows they name are copied at the cut, so each key counts as one row.
+    ``sequences`` holds the symbols whose market changed; ``cancels``, not a
+    table, the cancels in the order they happened (``CancelNote``)."""
 
     symbols: list[str] = field(default_factory=list)
     accounts: set[str] = field(default_factory=set)
@@ -129,6 +158,8 @@ class Journal(_Tables):
     orders: set[int] = field(default_factory=set)
     executions: list[ExecutionRow] = field(default_factory=list)
     deposits: list[DepositRow] = field(default_factory=list)
+    sequences: set[str] = field(default_factory=set)
+    cancels: list[CancelNote] = field(default_factory=list)
 
     def clear(self) -> None:
         """Forget every key (once the changes they name have been cut)."""
@@ -138,3 +169,5 @@ class Journal(_Tables):
         self.orders.clear()
         self.executions.clear()
         self.deposits.clear()
+        self.sequences.clear()
+        self.cancels.clear()

@@ -1,10 +1,12 @@
 """A fingerprint of the whole exchange state, for comparing two exchanges.
 
-Accounts, positions, the books (every resting order in priority order) and
-every order's history are written out canonically and hashed. Two exchanges
-with equal digests answer every future request the same way; a restart
-test compares the live exchange's digest with that of the exchange rebuilt
-from the database.
+Accounts, positions, the books (every resting order in priority order),
+every order's history and each symbol's market data (its last ``seq`` and
+recent trades, without their own numbers, which are not stored) are
+written out canonically and hashed. Two exchanges with equal digests
+answer every future request the same way and publish the same market
+data; a restart test compares the live exchange's digest with that of the
+exchange rebuilt from the database.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 from collections.abc import Iterator
 
 from bourse.core.exchange import Exchange
+from bourse.core.market import SymbolState
 from bourse.core.money import format_decimal
 
 
@@ -31,6 +34,7 @@ def canonical_lines(exchange: Exchange) -> Iterator[str]:
     yield f"cash deposited {format_decimal(exchange.cash_deposited)}"
     for symbol in sorted(exchange.shares_created):
         yield f"symbol {symbol} created {format_decimal(exchange.shares_created[symbol])}"
+        yield from _market_lines(exchange.market.state(symbol))
     accounts = exchange.ledger.accounts
     for account_id in sorted(accounts):
         account = accounts[account_id]
@@ -55,3 +59,21 @@ def canonical_lines(exchange: Exchange) -> Iterator[str]:
                 f"  executed {format_decimal(execution.shares)} "
                 f"@ {format_decimal(execution.price)} at {execution.time}"
             )
+
+
+def _market_lines(state: SymbolState | None) -> Iterator[str]:
+    """A symbol's published market: its ``seq``, levels and recent trades
+    (whose own ``seq`` is left out: it is not stored)."""
+    if state is None:
+        yield "  market unpublished"
+        return
+    yield f"  market seq {state.seq}"
+    for side, levels in (("bids", state.bids), ("asks", state.asks)):
+        yield f"  {side} " + " ".join(
+            f"{format_decimal(level.shares)}@{format_decimal(level.price)}" for level in levels
+        )
+    for trade in state.trades:
+        yield (
+            f"  trade {format_decimal(trade.shares)} "
+            f"@ {format_decimal(trade.price)} at {trade.time}"
+        )

@@ -15,6 +15,11 @@ price before calling the matcher at all; the matcher settles each resting
 order inline as it fills, and the incoming order once, from its totals.
 All sums are exact (``MONEY``), so settling totals gives the very numbers,
 value and exponent, that settling fill by fill would.
+
+The public market data is derived at the cut (``market_data.py``) from
+what the batch journaled anyway (its new orders, its execution rows) and
+two notes: each accepted order and each cancel notes its symbol, each
+cancel itself.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ from bourse.core.commands import (
 )
 from bourse.core.errors import ErrorCode
 from bourse.core.ledger import Account, Ledger
+from bourse.core.market import MarketSnapshot, Standing
+from bourse.core.market_data import cut_market, standings
+from bourse.core.mirror import MarketMirror
 from bourse.core.money import MONEY, ZERO
 from bourse.core.results import (
     AccountCreated,
@@ -74,6 +82,11 @@ class Exchange:
         self.next_order_id = 1
         self.cash_deposited = ZERO
         self.shares_created: dict[str, Decimal] = {}
+        #: The market as published: each symbol's levels, recent trades and
+        #: ``seq``, as of the last cut.
+        self.market = MarketMirror()
+        #: The first order id opened since the last cut.
+        self.first_uncut_order_id = 1
 
     # requests
 
@@ -91,10 +104,16 @@ class Exchange:
 
     def take_changes(self) -> ChangeSet:
         """Rows for everything changed since the last call, at their current
-        values, each row once; the journal starts afresh."""
+        values, each row once, and what that changed in the market (each
+        touched symbol's messages numbered on from its last ``seq``); the
+        journal starts afresh."""
         journal = self.journal
         accounts = self.ledger.accounts
         orders = self.orders
+        market, sequences = cut_market(
+            journal, orders, range(self.first_uncut_order_id, self.next_order_id), self.market
+        )
+        self.first_uncut_order_id = self.next_order_id
         changes = ChangeSet(
             symbols=tuple(journal.symbols),
             accounts=tuple(
@@ -108,9 +127,21 @@ class Exchange:
             orders=tuple(_order_row(orders[order_id]) for order_id in sorted(journal.orders)),
             executions=tuple(journal.executions),
             deposits=tuple(journal.deposits),
+            sequences=sequences,
+            market=market,
         )
         journal.clear()
         return changes
+
+    def market_snapshot(self) -> MarketSnapshot:
+        """Every symbol's levels, recent trades and ``seq`` as of the last
+        cut: what the updates cut so far add up to."""
+        return self.market.snapshot()
+
+    def standings(self) -> tuple[Standing, ...]:
+        """Every account's cash and value, highest value first (see
+        ``Standing``); prices are the last trades as of the last cut."""
+        return standings(self.ledger.accounts, self.books, self.market)
 
     # <create>
 
@@ -211,7 +242,9 @@ class Exchange:
         self.next_order_id = order_id + 1
         order = Order(order_id, account.account_id, symbol, amount, limit, now)
         self.orders[order_id] = order
-        self.journal.orders.add(order_id)
+        journal = self.journal
+        journal.orders.add(order_id)
+        journal.sequences.add(symbol)
         if order.is_buy:
             asks = book.asks
             if asks.keys and asks.keys[asks.best_index] <= limit:
@@ -338,7 +371,10 @@ class Exchange:
         order.open_shares = ZERO
         order.canceled_shares = open_shares
         order.canceled_at = now
-        self.journal.orders.add(order.order_id)
+        journal = self.journal
+        journal.orders.add(order.order_id)
+        journal.sequences.add(order.symbol)
+        journal.cancels.append((self.next_order_id, order, now))
         return Canceled(order.state())
 
 

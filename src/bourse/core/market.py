@@ -12,6 +12,11 @@ fill, canceled) for the private ``orders`` channel.
 
 Levels are aggregated: a level is a price and the shares resting there,
 never the orders behind them. Prices and shares are exact decimals.
+
+Nothing here is mutated once made. The four kinds made for every batch
+(level changes, book changes, trades, order events) are plain slotted
+dataclasses rather than frozen ones all the same: the engine makes them
+for every fill, and a frozen constructor costs ten times as much.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class Level:
     shares: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LevelChange:
     """A level's new total on ``side``; ``shares`` zero removes it."""
 
@@ -44,7 +49,7 @@ class LevelChange:
     shares: Decimal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookChange:
     """Message ``book``: the levels one batch touched in ``symbol``."""
 
@@ -53,10 +58,12 @@ class BookChange:
     changes: tuple[LevelChange, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trade:
     """Message ``trade``: one fill, at the resting order's price; ``time``
-    in epoch seconds, as in ``<executed>``."""
+    in epoch seconds, as in ``<executed>``. A trade rebuilt from the
+    database after a restart has ``seq`` 0: message numbers of past trades
+    are not stored (only each symbol's last one is)."""
 
     symbol: str
     seq: int
@@ -68,7 +75,7 @@ class Trade:
 MarketMessage = BookChange | Trade
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OrderEvent:
     """One step of an account's order, for the private channel.
 
@@ -102,6 +109,10 @@ class MarketUpdate:
     orders: tuple[OrderEvent, ...]
 
 
+#: The update of a batch that changed nothing in the market.
+NO_MARKET_CHANGE = MarketUpdate((), (), ())
+
+
 @dataclass(frozen=True, slots=True)
 class SymbolState:
     """One symbol's whole public state: levels best first, recent trades
@@ -124,10 +135,22 @@ class MarketSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class SymbolSummary:
+    """A symbol at a glance: its last trade price and best bid and ask
+    (None where there is none)."""
+
+    symbol: str
+    last_price: Decimal | None
+    best_bid: Decimal | None
+    best_ask: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
 class Standing:
     """An account on the leaderboard: its cash (free and held by open
     buys), and that plus every position (shares held by open sells
-    included) at its symbol's last trade price."""
+    included) at its symbol's last trade price. Shares of a symbol that
+    never traded count at zero: there is no price to value them at."""
 
     account_id: str
     cash: Decimal

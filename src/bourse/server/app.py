@@ -27,13 +27,17 @@ import signal
 import ssl
 
 from bourse.server.access import read_token_file
+from bourse.server.binding import bind_address
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend, tls_context
 from bourse.server.limits import AccountLimits
+from bourse.server.market_web import bind_http, market_feed
 from bourse.server.metrics import serve_metrics
+from bourse.server.publisher import MarketPublisher
 from bourse.server.service import ExchangeService
 from bourse.server.storage import Storage
-from bourse.server.supervisor import Gateways, bind_address
+from bourse.server.supervisor import Gateways
+from bourse.server.web import start_web
 from bourse.store.selection import Database, open_database
 from bourse.store.store import Store
 
@@ -77,6 +81,10 @@ class ExchangeServer:
         committer = asyncio.create_task(self.service.run(), name="committer")
         committer.add_done_callback(self._committer_stopped)
         reporter = asyncio.create_task(self._report_stats(), name="stats")
+        tasks = [committer, reporter]
+        if self.config.leaderboard:
+            standings = self.service.publisher.keep_standings(self.service.committed_exchange)
+            tasks.append(asyncio.create_task(standings, name="standings"))
         if self.config.metrics_port is not None:
             server, port = serve_metrics(
                 self.service.metrics,
@@ -93,7 +101,7 @@ class ExchangeServer:
             else:
                 await self._serve_in_process()
         finally:
-            for task in (committer, reporter):
+            for task in tasks:
                 task.cancel()
             if self.config.metrics_port is not None:
                 server.shutdown()
@@ -105,12 +113,24 @@ class ExchangeServer:
         frontends = [Frontend(config, submit, self.fail, counters=counters)]
         if config.admin_port is not None:  # first: "listening" means all are ready
             frontends.insert(0, Frontend(config, submit, self.fail, admin=True, counters=counters))
-        for frontend in frontends:
-            for host, port in await frontend.listen():
-                log_listening(host, port, admin=frontend.admin)
-        await self._stop.wait()
-        log.info("shutting down")
-        await asyncio.gather(*(frontend.close(self.service.drain) for frontend in frontends))
+        http = bind_http(config)
+        web = None
+        try:
+            if http is not None:
+                feed = market_feed(config)
+                self.service.publisher.follow(feed)
+                web = await start_web(feed, http, config)
+            for frontend in frontends:
+                for host, port in await frontend.listen():
+                    log_listening(host, port, admin=frontend.admin)
+            await self._stop.wait()
+            log.info("shutting down")
+            if web is not None:
+                await web.close()
+            await asyncio.gather(*(frontend.close(self.service.drain) for frontend in frontends))
+        finally:
+            if http is not None:
+                http.close()
 
     async def _serve_with_gateways(self) -> None:
         config = self.config
@@ -125,7 +145,8 @@ class ExchangeServer:
             if config.admin_port is None
             else bind_address(config.admin_host, config.admin_port, shared=False, backlog=0)
         )
-        gateways = Gateways(config, bound, admin, self.service, self.fail)
+        http = bind_http(config)
+        gateways = Gateways(config, bound, admin, self.service, self.fail, http)
         try:
             await gateways.start()
             if admin is not None:
@@ -138,9 +159,9 @@ class ExchangeServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.service.drain(), config.shutdown_grace)
         finally:
-            bound.close()
-            if admin is not None:
-                admin.close()
+            for held in (bound, admin, http):
+                if held is not None:
+                    held.close()
 
     async def _report_stats(self) -> None:
         while True:
@@ -172,6 +193,7 @@ def build_service(config: ServerConfig, store: Storage) -> ExchangeService:
         max_open_orders=config.max_open_orders or None,
         max_reply_fills=config.max_reply_fills or None,
         max_batch_rows=config.max_batch_rows,
+        publisher=MarketPublisher(leaderboard=config.leaderboard),
     )
 
 

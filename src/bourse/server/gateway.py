@@ -21,11 +21,12 @@ import argparse
 import asyncio
 import json
 import logging
+import pickle
 import signal
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,18 @@ from bourse.logs import configure_logging
 from bourse.protocol.session import ReplySlot
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
-from bourse.server.ipc import READY, STATS, MessageStream
+from bourse.server.ipc import (
+    MARKET_SNAPSHOT,
+    MARKET_UPDATE,
+    READY,
+    STANDINGS,
+    STATS,
+    MessageStream,
+)
+from bourse.server.market_web import market_feed
 from bourse.server.metrics import FrontendCounters
+from bourse.server.publisher import MarketListener
+from bourse.server.web import start_web
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +61,10 @@ STATS_INTERVAL = 1.0
 class EngineLink(MessageStream):
     """The gateway's end of the link: requests out, outcomes in."""
 
-    def __init__(self) -> None:
+    def __init__(self, market: MarketListener | None = None) -> None:
         super().__init__()
+        #: Where market data goes (None: this gateway serves no HTTP).
+        self.market = market
         self._next_token = 0
         self._waiting: dict[int, ReplySlot] = {}
         self._drained = asyncio.Event()
@@ -67,6 +80,9 @@ class EngineLink(MessageStream):
     def items_received(self, items: list[Any]) -> None:
         waiting = self._waiting
         for token, outcome in items:
+            if token < 0:
+                self._market_item(token, outcome)
+                continue
             reply = waiting.pop(token)
             if outcome is None:
                 reply.drop()
@@ -76,6 +92,18 @@ class EngineLink(MessageStream):
                 reply.release(outcome)
         if not waiting:
             self._drained.set()
+
+    def _market_item(self, kind: int, payload: bytes) -> None:
+        market = self.market
+        if market is None:
+            return
+        value = pickle.loads(payload)  # noqa: S301 - from our own engine process
+        if kind == MARKET_UPDATE:
+            market.publish(value)
+        elif kind == MARKET_SNAPSHOT:
+            market.reset(value)
+        elif kind == STANDINGS:
+            market.set_standings(value)
 
     def undeliverable(self, item: Any) -> Any | None:
         """A request too large for the link is refused here, unsent."""
@@ -110,12 +138,18 @@ async def report_counters(engine: EngineLink, counters: FrontendCounters) -> Non
 
 
 async def serve_gateway(
-    config: ServerConfig, link: socket.socket, listener: socket.socket | None
+    config: ServerConfig,
+    link: socket.socket,
+    listener: socket.socket | None,
+    http: socket.socket | None = None,
 ) -> int:
     """Serve clients for the engine at the end of ``link``: on ``listener``
-    if given, else on a socket of its own bound with ``SO_REUSEPORT``."""
+    if given, else on a socket of its own bound with ``SO_REUSEPORT``; and
+    the web view and market data on ``http``, if given."""
     loop = asyncio.get_running_loop()
-    _, engine = await loop.create_unix_connection(EngineLink, sock=link)
+    feed = None if http is None else market_feed(config)  # before the link: it gets a snapshot
+    _, engine = await loop.create_unix_connection(lambda: EngineLink(feed), sock=link)
+    web = None if http is None or feed is None else await start_web(feed, http, config)
     stop = asyncio.Event()
     failure: list[BaseException] = []
 
@@ -136,6 +170,8 @@ async def serve_gateway(
     stopped = asyncio.create_task(stop.wait())
     engine_gone = asyncio.create_task(engine.closed.wait())
     await asyncio.wait({stopped, engine_gone}, return_when=asyncio.FIRST_COMPLETED)
+    if web is not None:
+        await web.close()
     if engine.closed.is_set():
         log.error("the engine went away; dropping connections")
         for frontend in frontends:
@@ -150,9 +186,17 @@ async def serve_gateway(
     return EXIT_ENGINE_GONE if failure else EXIT_OK
 
 
-def gateway_command(
-    config: ServerConfig, index: int, link_fd: int, listen_fd: int | None
-) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class GatewaySockets:
+    """The descriptors a gateway inherits: its link to the engine, the
+    engine's listening socket when shared, the HTTP listening socket."""
+
+    link: int
+    listen: int | None = None
+    http: int | None = None
+
+
+def gateway_command(config: ServerConfig, index: int, sockets: GatewaySockets) -> list[str]:
     """The command line that starts gateway ``index`` with these sockets.
     Gateways never touch the database, so its URL (which may hold a
     password) stays out of their command line."""
@@ -162,8 +206,9 @@ def gateway_command(
         "-m",
         "bourse.server.gateway",
         f"--index={index}",
-        f"--link-fd={link_fd}",
-        *([] if listen_fd is None else [f"--listen-fd={listen_fd}"]),
+        f"--link-fd={sockets.link}",
+        *([] if sockets.listen is None else [f"--listen-fd={sockets.listen}"]),
+        *([] if sockets.http is None else [f"--http-fd={sockets.http}"]),
         f"--log-level={logging.getLevelName(logging.getLogger().getEffectiveLevel())}",
         "--config=" + json.dumps(settings, default=str),
     ]
@@ -190,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--listen-fd", type=int, default=None)
     parser.add_argument("--link-fd", type=int, required=True)
+    parser.add_argument("--http-fd", type=int, default=None)
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
@@ -199,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     listener = None if args.listen_fd is None else socket.socket(fileno=args.listen_fd)
     link = socket.socket(fileno=args.link_fd)
-    return uvloop.run(serve_gateway(config, link, listener))
+    http = None if args.http_fd is None else socket.socket(fileno=args.http_fd)
+    return uvloop.run(serve_gateway(config, link, listener, http))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ Gateway to engine, items are ``(token, Request)``, and first of all
 ``READY`` once the gateway accepts connections and its counters every
 second (``STATS``); engine to gateway,
 ``(token, outcome)`` where the outcome is the request's results (committed),
-an ``ErrorCode`` (no effect) or None (outcome unknown: drop the connection).
+an ``ErrorCode`` (no effect) or None (outcome unknown: drop the connection),
+and the market data of committed batches under negative kinds.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ READY = (0, None)
 
 #: The token of a gateway's periodic counters, ``(STATS, snapshot)``.
 STATS = -1
+
+#: Engine to gateway, market data (``bourse.server.publisher``), each as
+#: ``(kind, pickled value)``: pickled once, sent to every gateway.
+MARKET_UPDATE = -2
+MARKET_SNAPSHOT = -3
+STANDINGS = -4
 
 
 class MessageStream(asyncio.Protocol, abc.ABC):

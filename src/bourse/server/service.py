@@ -37,9 +37,11 @@ from bourse.core.changes import ChangeSet
 from bourse.core.commands import Request, TransactionsRequest
 from bourse.core.errors import ErrorCode
 from bourse.core.exchange import Exchange
+from bourse.core.market import Standing
 from bourse.core.results import Error, Opened, Result
 from bourse.server.limits import AccountLimits
 from bourse.server.metrics import Metrics
+from bourse.server.publisher import MarketPublisher
 from bourse.server.storage import Storage
 from bourse.server.tuning import tune_garbage_collector
 
@@ -70,6 +72,8 @@ class _Batch:
 
     replies: list[tuple[Pending, list[Result]]] = field(default_factory=list)
     changes: ChangeSet | None = None
+    #: The leaderboard as of the cut, when one is due with this batch.
+    standings: tuple[Standing, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -161,9 +165,11 @@ class ExchangeService:
         max_reply_fills: int | None = None,
         max_batch_rows: int = 50_000,
         metrics: Metrics | None = None,
+        publisher: MarketPublisher | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.metrics = Metrics() if metrics is None else metrics
+        self.publisher = MarketPublisher(leaderboard=False) if publisher is None else publisher
         self._counters = self.metrics.engine
         self._store = store
         self._commit_timeout = commit_timeout
@@ -217,6 +223,7 @@ class ExchangeService:
         """Cut the filling batch's changes; it waits its turn to commit."""
         batch, self._filling = self._filling, _Batch()
         batch.changes = exchange.take_changes()
+        batch.standings = self.publisher.standings_due(exchange)
         self._closed.append(batch)
 
     def _refuse(self, pending: Pending, code: ErrorCode) -> None:
@@ -233,6 +240,11 @@ class ExchangeService:
                 counters.orders += 1
             elif isinstance(result, Error):
                 counters.errors[result.code.name] += 1
+
+    def committed_exchange(self) -> Exchange | None:
+        """The exchange while everything applied to it is committed (no
+        batch filling or in flight), else None."""
+        return self._exchange if self._idle.is_set() else None
 
     @property
     def ready(self) -> bool:
@@ -294,6 +306,7 @@ class ExchangeService:
             self._counters.fills += len(changes.executions) // 2
         for pending, results in batch.replies:
             pending.release(results)
+        self.publisher.committed(changes.market, batch.standings)
 
     def _commit_deadline(self, changes: ChangeSet) -> float:
         """Seconds ``changes`` may take to commit: the commit timeout, times
@@ -350,4 +363,5 @@ class ExchangeService:
         exchange.max_reply_fills = self._max_reply_fills
         self._batch_id = last_batch_id
         tune_garbage_collector()
+        self.publisher.loaded(exchange)
         self._exchange = exchange

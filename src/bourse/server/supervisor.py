@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -35,10 +36,18 @@ from dataclasses import replace
 from typing import Any
 
 from bourse.core.errors import ErrorCode
+from bourse.core.market import MarketSnapshot, MarketUpdate, Standing
 from bourse.core.results import Result
 from bourse.server.config import ServerConfig
-from bourse.server.gateway import gateway_command
-from bourse.server.ipc import READY, STATS, MessageStream
+from bourse.server.gateway import GatewaySockets, gateway_command
+from bourse.server.ipc import (
+    MARKET_SNAPSHOT,
+    MARKET_UPDATE,
+    READY,
+    STANDINGS,
+    STATS,
+    MessageStream,
+)
 from bourse.server.service import ExchangeService
 
 log = logging.getLogger(__name__)
@@ -139,23 +148,8 @@ class GatewayLink(MessageStream):
         self.ready.set()
 
 
-def bind_address(host: str, port: int, *, shared: bool, backlog: int) -> socket.socket:
-    """A socket bound to ``host:port``. Shared, it listens and every gateway
-    accepts on it; otherwise it only holds the port (a bound socket that
-    does not listen receives no connections) while each gateway listens on
-    a socket of its own with ``SO_REUSEPORT``."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    bound = socket.socket(family, kind, proto)
-    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if not shared:
-        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    bound.bind(address)
-    if shared:
-        bound.listen(backlog)
-    bound.setblocking(False)
-    return bound
+def _pickled(value: object) -> bytes:
+    return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
 
 
 class Gateways:
@@ -168,9 +162,11 @@ class Gateways:
         admin: socket.socket | None,
         service: ExchangeService,
         on_failure: Callable[[BaseException], None],
+        http: socket.socket | None = None,
     ) -> None:
         self._config = config
         self._bound = bound
+        self._http = http
         host, port = bound.getsockname()[:2]
         share = -(-config.max_connections // config.workers)  # ceiling division
         admin_port = None if admin is None else admin.getsockname()[1]
@@ -180,6 +176,7 @@ class Gateways:
         self._service = service
         self._on_failure = on_failure
         self._processes: dict[int, GatewayProcess] = {}
+        self._links: dict[int, GatewayLink] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -190,6 +187,8 @@ class Gateways:
 
     async def start(self) -> None:
         """Start every gateway; return once all accept connections."""
+        if self._http is not None:
+            self._service.publisher.follow(self)
         links = [await self._spawn(index) for index in range(self._config.workers)]
         await asyncio.wait_for(
             asyncio.gather(*(link.ready.wait() for link in links)), START_TIMEOUT
@@ -200,8 +199,11 @@ class Gateways:
     async def _spawn(self, index: int) -> GatewayLink:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         shared = self._bound.fileno() if self._config.accept == "shared" else None
-        command = gateway_command(self._gateway_config, index, theirs.fileno(), shared)
-        inherited = (theirs.fileno(),) if shared is None else (theirs.fileno(), shared)
+        http = None if self._http is None else self._http.fileno()
+        command = gateway_command(
+            self._gateway_config, index, GatewaySockets(theirs.fileno(), shared, http)
+        )
+        inherited = tuple(fd for fd in (theirs.fileno(), shared, http) if fd is not None)
         try:
             process = GatewayProcess(subprocess.Popen(command, pass_fds=inherited))
         except BaseException:
@@ -218,7 +220,33 @@ class Gateways:
         _, link = await loop.create_unix_connection(
             lambda: GatewayLink(index, self._service, self._on_failure), sock=ours
         )
+        if self._http is not None:
+            self._catch_up(link)
+            self._links[index] = link
         return link
+
+    # market data (a ``MarketListener`` for the publisher, when gateways serve HTTP)
+
+    def _catch_up(self, link: GatewayLink) -> None:
+        """Send a new gateway the committed market and leaderboard."""
+        publisher = self._service.publisher
+        link.send((MARKET_SNAPSHOT, _pickled(publisher.snapshot())))
+        link.send((STANDINGS, _pickled(publisher.standings)))
+
+    def reset(self, snapshot: MarketSnapshot) -> None:
+        self._broadcast(MARKET_SNAPSHOT, snapshot)
+
+    def publish(self, update: MarketUpdate) -> None:
+        self._broadcast(MARKET_UPDATE, update)
+
+    def set_standings(self, standings: tuple[Standing, ...]) -> None:
+        self._broadcast(STANDINGS, standings)
+
+    def _broadcast(self, kind: int, value: object) -> None:
+        """Pickle ``value`` once, for every gateway."""
+        payload = _pickled(value)
+        for link in self._links.values():
+            link.send((kind, payload))
 
     async def _watch(self, index: int, process: GatewayProcess, started: float) -> None:
         status = await asyncio.shield(process.exited)

@@ -1,7 +1,8 @@
 """Reading the exchange back from PostgreSQL, to rebuild the exchange.
 
 Recovery needs every account and position, every order with its fills (a
-query may ask about any order ever placed), and the last batch number.
+query may ask about any order ever placed), each symbol's last market-data
+``seq``, and the last batch number.
 Orders come back in id order, which is arrival order, so resting orders
 re-enter their price levels in their original priority. Everything is read
 in one repeatable-read snapshot, through the driver's own connection:
@@ -22,11 +23,12 @@ from bourse.core.changes import (
     ExecutionRow,
     OrderRow,
     PositionRow,
+    SequenceRow,
 )
 from bourse.core.results import Execution
 
 _ACCOUNTS = "SELECT id, balance FROM accounts"
-_SYMBOLS = "SELECT symbol FROM symbols ORDER BY symbol"
+_SYMBOLS = "SELECT symbol, market_seq FROM symbols ORDER BY symbol"
 _POSITIONS = "SELECT account_id, symbol, shares FROM positions"
 _DEPOSITS = (
     "SELECT account_id, symbol, amount, CAST(extract(epoch FROM deposited_at) AS bigint) "
@@ -56,7 +58,8 @@ async def load_state(database: AsyncEngine) -> tuple[ChangeSet, int]:
 
 
 async def _read(session: Any) -> tuple[ChangeSet, int]:
-    symbols = [row[0] for row in await session.fetch(_SYMBOLS)]
+    sequences = [SequenceRow(*row) for row in await session.fetch(_SYMBOLS)]
+    symbols = [row.symbol for row in sequences]
     accounts = [AccountRow(*row) for row in await session.fetch(_ACCOUNTS)]
     positions = [PositionRow(*row) for row in await session.fetch(_POSITIONS)]
     orders = [OrderRow(*row) for row in await session.fetch(_ORDERS)]
@@ -66,5 +69,5 @@ async def _read(session: Any) -> tuple[ChangeSet, int]:
     ]
     deposits = [DepositRow(*row) for row in await session.fetch(_DEPOSITS)]
     last_batch_id = await session.fetchval(_LAST_BATCH)
-    stored = ChangeSet(symbols, accounts, positions, orders, executions, deposits)
+    stored = ChangeSet(symbols, accounts, positions, orders, executions, deposits, sequences)
     return stored, int(last_batch_id)

@@ -13,6 +13,12 @@ UPDATE``), and a ``batches`` row records the batch. Foreign keys are
 checked at the end of the statement, so rows may refer to rows the same
 batch creates.
 
+New symbols and the symbols whose market-data ``seq`` advanced share one
+array: ``ON CONFLICT … DO UPDATE`` may not touch a row twice in one
+statement, and a symbol created in a batch may trade in it too. A
+``seq`` never goes back (``greatest``), so a new symbol's 0 never lowers
+a stored one.
+
 The statement runs on the driver's own connection (asyncpg, taken from
 SQLAlchemy's pool and kept for the writer's life): SQLAlchemy's per-call
 work costs more than the whole round trip at this rate, and a dedicated
@@ -35,28 +41,30 @@ from bourse.core.changes import ChangeSet
 _WRITE_BATCH = """
 WITH new_batch AS (
   INSERT INTO batches (id, requests) VALUES ($1, $2)
-), new_symbols AS (
-  INSERT INTO symbols (symbol) SELECT unnest(CAST($3 AS text[]))
-  ON CONFLICT (symbol) DO NOTHING
+), changed_symbols AS (
+  INSERT INTO symbols (symbol, market_seq)
+  SELECT * FROM unnest(CAST($3 AS text[]), CAST($4 AS bigint[]))
+  ON CONFLICT (symbol) DO UPDATE
+    SET market_seq = greatest(symbols.market_seq, EXCLUDED.market_seq)
 ), changed_accounts AS (
   INSERT INTO accounts (id, balance)
-  SELECT * FROM unnest(CAST($4 AS text[]), CAST($5 AS numeric[]))
+  SELECT * FROM unnest(CAST($5 AS text[]), CAST($6 AS numeric[]))
   ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance
 ), changed_positions AS (
   INSERT INTO positions (account_id, symbol, shares)
-  SELECT * FROM unnest(CAST($6 AS text[]),
-                       CAST($7 AS text[]), CAST($8 AS numeric[]))
+  SELECT * FROM unnest(CAST($7 AS text[]),
+                       CAST($8 AS text[]), CAST($9 AS numeric[]))
   ON CONFLICT (account_id, symbol) DO UPDATE SET shares = EXCLUDED.shares
 ), changed_orders AS (
   INSERT INTO orders (id, account_id, symbol, amount, limit_price, open_shares,
                       canceled_shares, canceled_at, created_at, batch_id)
   SELECT o.id, o.account_id, o.symbol, o.amount, o.limit_price, o.open_shares,
          o.canceled_shares, to_timestamp(o.canceled_at), to_timestamp(o.created_at), $1
-  FROM unnest(CAST($9 AS bigint[]), CAST($10 AS text[]),
-              CAST($11 AS text[]), CAST($12 AS numeric[]),
-              CAST($13 AS numeric[]), CAST($14 AS numeric[]),
-              CAST($15 AS numeric[]), CAST($16 AS bigint[]),
-              CAST($17 AS bigint[]))
+  FROM unnest(CAST($10 AS bigint[]), CAST($11 AS text[]),
+              CAST($12 AS text[]), CAST($13 AS numeric[]),
+              CAST($14 AS numeric[]), CAST($15 AS numeric[]),
+              CAST($16 AS numeric[]), CAST($17 AS bigint[]),
+              CAST($18 AS bigint[]))
     AS o(id, account_id, symbol, amount, limit_price, open_shares, canceled_shares,
          canceled_at, created_at)
   ON CONFLICT (id) DO UPDATE SET open_shares = EXCLUDED.open_shares,
@@ -64,15 +72,15 @@ WITH new_batch AS (
 ), new_executions AS (
   INSERT INTO executions (order_id, shares, price, executed_at, batch_id)
   SELECT e.order_id, e.shares, e.price, to_timestamp(e.executed_at), $1
-  FROM unnest(CAST($18 AS bigint[]), CAST($19 AS numeric[]),
-              CAST($20 AS numeric[]), CAST($21 AS bigint[]))
+  FROM unnest(CAST($19 AS bigint[]), CAST($20 AS numeric[]),
+              CAST($21 AS numeric[]), CAST($22 AS bigint[]))
     WITH ORDINALITY AS e(order_id, shares, price, executed_at, position)
   ORDER BY e.position
 ), new_deposits AS (
   INSERT INTO deposits (account_id, symbol, amount, deposited_at, batch_id)
   SELECT d.account_id, d.symbol, d.amount, to_timestamp(d.deposited_at), $1
-  FROM unnest(CAST($22 AS text[]), CAST($23 AS text[]),
-              CAST($24 AS numeric[]), CAST($25 AS bigint[]))
+  FROM unnest(CAST($23 AS text[]), CAST($24 AS text[]),
+              CAST($25 AS numeric[]), CAST($26 AS bigint[]))
     WITH ORDINALITY AS d(account_id, symbol, amount, deposited_at, position)
   ORDER BY d.position
 )
@@ -140,10 +148,13 @@ def batch_arguments(batch_id: int, requests: int, changes: ChangeSet) -> tuple[A
     """The statement's arguments, in order: one array per column of each table."""
     accounts, positions, orders = changes.accounts, changes.positions, changes.orders
     executions, deposits = changes.executions, changes.deposits
+    symbols = dict.fromkeys(changes.symbols, 0)
+    symbols.update((row.symbol, row.seq) for row in changes.sequences)
     return (
         batch_id,
         requests,
-        list(changes.symbols),
+        list(symbols),
+        list(symbols.values()),
         [row.account_id for row in accounts],
         [row.balance for row in accounts],
         [row.account_id for row in positions],
