@@ -125,7 +125,9 @@ async def following(server: ServerProcess) -> AsyncIterator[Follower]:
 
             async def read() -> None:
                 async for message in ws:
-                    follower.take(json.loads(message.data))
+                    frame = json.loads(message.data)
+                    for each in frame if isinstance(frame, list) else [frame]:
+                        follower.take(each)
 
             reader = asyncio.create_task(read())
             follower.reader = reader

@@ -55,6 +55,13 @@ PICTURE_TRADES = 40
 
 
 @pytest.fixture(scope="module")
+def cluster_url(embedded_admin_url: str) -> str:
+    """One PostgreSQL is enough here: the page sees the same feed whichever
+    holds the data (the feed's own tests run on both)."""
+    return embedded_admin_url
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium() as running:
         yield running

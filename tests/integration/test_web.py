@@ -47,7 +47,9 @@ from bourse.server.web import STATIC, start_web
 pytestmark = pytest.mark.timeout(120)
 
 D = Decimal
-CONFIG = ServerConfig(workers=0, max_subscribers=5, subscriber_backlog=64 * 1024)
+#: Frames leave as soon as their messages are queued (``feed_interval=0``),
+#: so that tests that publish thousands of updates one by one run quickly.
+CONFIG = ServerConfig(workers=0, max_subscribers=5, subscriber_backlog=64 * 1024, feed_interval=0.0)
 START = MarketSnapshot(
     (
         SymbolState(
@@ -93,9 +95,17 @@ async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
         return response.status, await response.json()
 
 
+#: Messages of frames already received, not yet taken, per connection.
+_PENDING: dict[aiohttp.ClientWebSocketResponse, list[dict[str, Any]]] = {}
+
+
 async def next_json(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    message: dict[str, Any] = await asyncio.wait_for(ws.receive_json(), 10)
-    return message
+    """The next message; a frame may hold several (a JSON array)."""
+    pending = _PENDING.setdefault(ws, [])
+    if not pending:
+        frame = await asyncio.wait_for(ws.receive_json(), 10)
+        pending.extend(frame if isinstance(frame, list) else [frame])
+    return pending.pop(0)
 
 
 class RandomMarket:
@@ -412,7 +422,8 @@ def text_frames(data: bytes) -> list[dict[str, Any]]:
         if at + head + size > len(data):
             break
         if data[at] == 0x81:
-            messages.append(json.loads(data[at + head : at + head + size]))
+            frame = json.loads(data[at + head : at + head + size])
+            messages.extend(frame if isinstance(frame, list) else [frame])
         at += head + size
     return messages
 

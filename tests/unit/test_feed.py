@@ -43,7 +43,15 @@ from bourse.server.feed_wire import (
 )
 
 D = Decimal
-CONFIG = ServerConfig(workers=0, max_subscribers=10, subscriber_backlog=4096, closing_stall=0.2)
+#: Frames sent as soon as their messages are queued (``feed_interval=0``);
+#: gathering them has a test of its own.
+CONFIG = ServerConfig(
+    workers=0,
+    max_subscribers=10,
+    subscriber_backlog=4096,
+    closing_stall=0.2,
+    feed_interval=0.0,
+)
 
 
 class FakeOutlet:
@@ -77,7 +85,13 @@ class FakeOutlet:
         self.closed = (code, reason)
 
     def messages(self) -> list[dict[str, Any]]:
-        return [json.loads(text) for text in self.sent]
+        return [message for text in self.sent for message in frame_messages(text)]
+
+
+def frame_messages(text: str) -> list[dict[str, Any]]:
+    """The messages of one frame: a message, or an array of them."""
+    value = json.loads(text)
+    return value if isinstance(value, list) else [value]
 
 
 def book(symbol: str, seq: int, *changes: tuple[Side, str, str]) -> BookChange:
@@ -125,6 +139,9 @@ async def subscriber_of(
     return subscriber, outlet
 
 
+#: When a test's batch committed (epoch seconds).
+COMMITTED = 1700000001.25
+
 SUBSCRIBE_SPY = {"op": "subscribe", "symbols": ["SPY"], "channels": ["book", "trades"]}
 
 
@@ -132,17 +149,19 @@ SUBSCRIBE_SPY = {"op": "subscribe", "symbols": ["SPY"], "channels": ["book", "tr
 
 
 def test_book_message_lists_changes_with_canonical_decimals() -> None:
-    text = message_text(book("SPY", 4, ("buy", "10.50", "100"), ("sell", "1E+1", "0")))
+    changes = book("SPY", 4, ("buy", "10.50", "100"), ("sell", "1E+1", "0"))
+    text = message_text(changes, COMMITTED)
     assert json.loads(text) == {
         "type": "book",
         "symbol": "SPY",
         "seq": 4,
         "changes": [["buy", "10.5", "100"], ["sell", "10", "0"]],
+        "committed": 1700000001.25,
     }
 
 
 def test_trade_message() -> None:
-    text = message_text(Trade("SPY", 5, D("10.250"), D("3"), 1700000001))
+    text = message_text(Trade("SPY", 5, D("10.250"), D("3"), 1700000001), COMMITTED)
     assert json.loads(text) == {
         "type": "trade",
         "symbol": "SPY",
@@ -150,6 +169,7 @@ def test_trade_message() -> None:
         "price": "10.25",
         "shares": "3",
         "time": 1700000001,
+        "committed": 1700000001.25,
     }
 
 
@@ -165,7 +185,7 @@ def test_snapshot_carries_the_book_best_first_and_the_latest_trades() -> None:
 
 
 def test_order_event_message() -> None:
-    assert json.loads(order_text(order_event())) == {
+    assert json.loads(order_text(order_event(), COMMITTED)) == {
         "type": "order",
         "account": "7",
         "id": 3,
@@ -177,6 +197,7 @@ def test_order_event_message() -> None:
         "price": "10.25",
         "open": "6",
         "time": 1700000000,
+        "committed": 1700000001.25,
     }
 
 
@@ -441,5 +462,24 @@ def test_a_client_that_only_sends_ops_and_never_reads_is_closed() -> None:
         assert subscriber.lagging
         await asyncio.sleep(CONFIG.closing_stall * 2)
         assert outlet.closed == (CLOSE_POLICY, "too slow")
+
+    run(scenario)
+
+
+def test_messages_within_the_interval_leave_together_in_one_array_frame() -> None:
+    async def scenario() -> None:
+        feed = feed_with("SPY", config=replace(CONFIG, feed_interval=0.2))
+        _, outlet = await subscriber_of(feed, SUBSCRIBE_SPY)
+        frames_before = len(outlet.sent)  # the reply and the snapshot went out at once
+        for seq in range(1, 4):
+            feed.publish(MarketUpdate((), (book("SPY", seq, ("buy", "10", str(seq))),), ()))
+        await settle()
+        assert len(outlet.sent) == frames_before  # held until the interval has passed
+        await asyncio.sleep(0.3)
+        (frame,) = outlet.sent[frames_before:]
+        assert [message["seq"] for message in json.loads(frame)] == [1, 2, 3]
+        feed.publish(MarketUpdate((), (book("SPY", 4, ("buy", "10", "4")),), ()))
+        await asyncio.sleep(0.3)
+        assert json.loads(outlet.sent[-1])["seq"] == 4  # alone: the message itself
 
     run(scenario)

@@ -107,6 +107,8 @@ class MarketUpdate:
     messages: tuple[MarketMessage, ...]
     #: Order events, in the order they happened.
     orders: tuple[OrderEvent, ...]
+    #: When the engine saw the batch's commit return (epoch seconds; 0 until then).
+    committed: float = 0.0
 
 
 #: The update of a batch that changed nothing in the market.

@@ -341,6 +341,15 @@ class ServerConfig:
             positive_count,
         ),
     )
+    feed_interval: float = field(
+        default=0.01,
+        metadata=option(
+            "seconds a WebSocket subscriber's messages are gathered into one frame after it "
+            "was sent one (a message after a quiet interval leaves at once): at most one "
+            "frame per interval each, however fast the market moves",
+            seconds,
+        ),
+    )
     log_format: str = field(
         default="text",
         metadata=option(

@@ -69,11 +69,13 @@ def snapshot_text(state: SymbolState) -> str:
     return encode({"type": "snapshot", **book_json(state), "trades": trades})
 
 
-def message_text(message: MarketMessage) -> str:
-    """Message ``trade`` or ``book``."""
+def message_text(message: MarketMessage, committed: float) -> str:
+    """Message ``trade`` or ``book``; ``committed`` is when its batch
+    committed (epoch seconds, to the microsecond)."""
+    when = {"committed": round(committed, 6)}
     if isinstance(message, Trade):
-        return encode({"type": "trade", "symbol": message.symbol, **trade_json(message)})
-    return encode({"type": "book", "symbol": message.symbol, **_changes_json(message)})
+        return encode({"type": "trade", "symbol": message.symbol, **trade_json(message), **when})
+    return encode({"type": "book", "symbol": message.symbol, **_changes_json(message), **when})
 
 
 def _changes_json(change: BookChange) -> dict[str, Any]:
@@ -84,7 +86,7 @@ def _changes_json(change: BookChange) -> dict[str, Any]:
     return {"seq": change.seq, "changes": changes}
 
 
-def order_text(event: OrderEvent) -> str:
+def order_text(event: OrderEvent, committed: float) -> str:
     """Message ``order`` of the private channel."""
     return encode(
         {
@@ -99,6 +101,7 @@ def order_text(event: OrderEvent) -> str:
             "price": format_decimal(event.price),
             "open": format_decimal(event.open_shares),
             "time": event.time,
+            "committed": round(committed, 6),
         }
     )
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from bourse.core.exchange import Exchange
@@ -54,11 +55,18 @@ def has_news(update: MarketUpdate) -> bool:
 class MarketPublisher:
     """The committed market and the listeners that follow it."""
 
-    def __init__(self, *, leaderboard: bool, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        leaderboard: bool,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.mirror = MarketMirror()
         self._listeners: list[MarketListener] = []
         self._leaderboard = leaderboard
         self._clock = clock
+        self._wall_clock = wall_clock
         self._standings_cut = -STANDINGS_INTERVAL
         #: A batch committed since the standings were last cut.
         self._stale = False
@@ -102,6 +110,7 @@ class MarketPublisher:
         """A batch has committed: publish what it changed."""
         self._stale = True
         if has_news(update):
+            update = replace(update, committed=self._wall_clock())
             self.mirror.apply(update)
             for listener in self._listeners:
                 listener.publish(update)

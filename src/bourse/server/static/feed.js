@@ -79,9 +79,14 @@ export class FeedConnection {
     }
   }
 
+  /** A frame holds one message, or an array of them in order. */
   received(text) {
     this.failures = 0;
-    const message = JSON.parse(text);
+    const frame = JSON.parse(text);
+    for (const message of Array.isArray(frame) ? frame : [frame]) this.take(message);
+  }
+
+  take(message) {
     if (message.type === "error") this.refuse(message.message);
     else if (message.symbol !== this.symbol) return;
     else if (message.type === "snapshot") this.replace(message);
