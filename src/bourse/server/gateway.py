@@ -44,6 +44,7 @@ from bourse.server.ipc import (
     STATS,
     MessageStream,
 )
+from bourse.server.market_codec import unpack_update
 from bourse.server.market_web import market_feed
 from bourse.server.metrics import FrontendCounters
 from bourse.server.publisher import MarketListener
@@ -97,10 +98,11 @@ class EngineLink(MessageStream):
         market = self.market
         if market is None:
             return
-        value = pickle.loads(payload)  # noqa: S301 - from our own engine process
         if kind == MARKET_UPDATE:
-            market.publish(value)
-        elif kind == MARKET_SNAPSHOT:
+            market.publish(unpack_update(payload))
+            return
+        value = pickle.loads(payload)  # noqa: S301 - from our own engine process
+        if kind == MARKET_SNAPSHOT:
             market.reset(value)
         elif kind == STANDINGS:
             market.set_standings(value)

@@ -48,6 +48,7 @@ from bourse.server.ipc import (
     STATS,
     MessageStream,
 )
+from bourse.server.market_codec import pack_update
 from bourse.server.service import ExchangeService
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,9 @@ class Gateways:
         self._broadcast(MARKET_SNAPSHOT, snapshot)
 
     def publish(self, update: MarketUpdate) -> None:
-        self._broadcast(MARKET_UPDATE, update)
+        payload = pack_update(update)
+        for link in self._links.values():
+            link.send((MARKET_UPDATE, payload))
 
     def set_standings(self, standings: tuple[Standing, ...]) -> None:
         self._broadcast(STANDINGS, standings)
