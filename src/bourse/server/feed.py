@@ -354,19 +354,11 @@ class MarketFeed:
 
     def _unfollow(self, subscriber: Subscriber, symbol: str) -> None:
         subscriber.symbols.discard(symbol)
-        followers = self._by_symbol.get(symbol)
-        if followers is not None:
-            followers.discard(subscriber)
-            if not followers:
-                del self._by_symbol[symbol]
+        _forget(self._by_symbol, symbol, subscriber)
 
     def _unfollow_account(self, subscriber: Subscriber, account: str) -> None:
         subscriber.accounts.discard(account)
-        owners = self._by_account.get(account)
-        if owners is not None:
-            owners.discard(subscriber)
-            if not owners:
-                del self._by_account[account]
+        _forget(self._by_account, account, subscriber)
 
     def _resync(self, subscriber: Subscriber) -> list[str]:
         """What a subscriber that lagged gets: a snapshot of each symbol it
@@ -376,3 +368,12 @@ class MarketFeed:
             texts.append(encode({"type": "missed", "orders": subscriber.missed_orders}))
             subscriber.missed_orders = 0
         return [text for text in texts if text is not None]
+
+
+def _forget(index: dict[str, set[Subscriber]], key: str, subscriber: Subscriber) -> None:
+    """Take ``subscriber`` out of ``index[key]``, and the key once nobody is left."""
+    followers = index.get(key)
+    if followers is not None:
+        followers.discard(subscriber)
+        if not followers:
+            del index[key]

@@ -34,16 +34,9 @@ from bourse.core.commands import Request
 from bourse.core.errors import ErrorCode
 from bourse.logs import configure_logging
 from bourse.protocol.session import ReplySlot
+from bourse.server import ipc
 from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend
-from bourse.server.ipc import (
-    MARKET_SNAPSHOT,
-    MARKET_UPDATE,
-    READY,
-    STANDINGS,
-    STATS,
-    MessageStream,
-)
 from bourse.server.market_codec import unpack_update
 from bourse.server.market_web import market_feed
 from bourse.server.metrics import FrontendCounters
@@ -59,7 +52,7 @@ EXIT_ENGINE_GONE = 1
 STATS_INTERVAL = 1.0
 
 
-class EngineLink(MessageStream):
+class EngineLink(ipc.MessageStream):
     """The gateway's end of the link: requests out, outcomes in."""
 
     def __init__(self, market: MarketListener | None = None) -> None:
@@ -98,13 +91,13 @@ class EngineLink(MessageStream):
         market = self.market
         if market is None:
             return
-        if kind == MARKET_UPDATE:
+        if kind == ipc.MARKET_UPDATE:
             market.publish(unpack_update(payload))
             return
         value = pickle.loads(payload)  # noqa: S301 - from our own engine process
-        if kind == MARKET_SNAPSHOT:
+        if kind == ipc.MARKET_SNAPSHOT:
             market.reset(value)
-        elif kind == STANDINGS:
+        elif kind == ipc.STANDINGS:
             market.set_standings(value)
 
     def undeliverable(self, item: Any) -> Any | None:
@@ -135,7 +128,7 @@ async def report_counters(engine: EngineLink, counters: FrontendCounters) -> Non
     """Send this gateway's counters to the engine process every second."""
     while True:
         counters.waiting = engine.waiting
-        engine.send((STATS, counters.snapshot()))
+        engine.send((ipc.STATS, counters.snapshot()))
         await asyncio.sleep(STATS_INTERVAL)
 
 
@@ -165,7 +158,7 @@ async def serve_gateway(
     if config.admin_port is not None:
         frontends.append(Frontend(config, engine.submit, fail, admin=True, counters=counters))
         await frontends[1].listen(reuse_port=True)
-    engine.send(READY)
+    engine.send(ipc.READY)
     reporter = asyncio.create_task(report_counters(engine, counters))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -182,7 +175,7 @@ async def serve_gateway(
     await asyncio.gather(*(frontend.close(engine.drain) for frontend in frontends))
     reporter.cancel()
     counters.waiting = engine.waiting
-    engine.send((STATS, counters.snapshot()))
+    engine.send((ipc.STATS, counters.snapshot()))
     engine.close()
     log.info("gateway stopped after %d connections", counters.accepted)
     return EXIT_ENGINE_GONE if failure else EXIT_OK

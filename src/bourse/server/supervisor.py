@@ -38,16 +38,9 @@ from typing import Any
 from bourse.core.errors import ErrorCode
 from bourse.core.market import MarketSnapshot, MarketUpdate, Standing
 from bourse.core.results import Result
+from bourse.server import ipc
 from bourse.server.config import ServerConfig
 from bourse.server.gateway import GatewaySockets, gateway_command
-from bourse.server.ipc import (
-    MARKET_SNAPSHOT,
-    MARKET_UPDATE,
-    READY,
-    STANDINGS,
-    STATS,
-    MessageStream,
-)
 from bourse.server.market_codec import pack_update
 from bourse.server.service import ExchangeService
 
@@ -104,7 +97,7 @@ class GatewayProcess:
         self.exited.set_result(self._process.wait())  # it has exited: returns at once
 
 
-class GatewayLink(MessageStream):
+class GatewayLink(ipc.MessageStream):
     """The engine's end of one gateway's link."""
 
     def __init__(
@@ -123,9 +116,9 @@ class GatewayLink(MessageStream):
                 token, request = item
                 if token > 0:
                     submit(request, RemoteReply(self, token))
-                elif token == STATS:
+                elif token == ipc.STATS:
                     self._service.metrics.gateway_report(self._index, request)
-                elif item == READY:
+                elif item == ipc.READY:
                     self.ready.set()
         except Exception as exc:  # a bug: the exchange state can no longer be trusted
             log.exception("request failed unexpectedly; stopping the server")
@@ -231,19 +224,19 @@ class Gateways:
     def _catch_up(self, link: GatewayLink) -> None:
         """Send a new gateway the committed market and leaderboard."""
         publisher = self._service.publisher
-        link.send((MARKET_SNAPSHOT, _pickled(publisher.snapshot())))
-        link.send((STANDINGS, _pickled(publisher.standings)))
+        link.send((ipc.MARKET_SNAPSHOT, _pickled(publisher.snapshot())))
+        link.send((ipc.STANDINGS, _pickled(publisher.standings)))
 
     def reset(self, snapshot: MarketSnapshot) -> None:
-        self._broadcast(MARKET_SNAPSHOT, snapshot)
+        self._broadcast(ipc.MARKET_SNAPSHOT, snapshot)
 
     def publish(self, update: MarketUpdate) -> None:
         payload = pack_update(update)
         for link in self._links.values():
-            link.send((MARKET_UPDATE, payload))
+            link.send((ipc.MARKET_UPDATE, payload))
 
     def set_standings(self, standings: tuple[Standing, ...]) -> None:
-        self._broadcast(STANDINGS, standings)
+        self._broadcast(ipc.STANDINGS, standings)
 
     def _broadcast(self, kind: int, value: object) -> None:
         """Pickle ``value`` once, for every gateway."""
