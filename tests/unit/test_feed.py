@@ -30,7 +30,7 @@ from bourse.core.market import (
 )
 from bourse.server.access import AccessPolicy
 from bourse.server.config import ServerConfig
-from bourse.server.feed import CLOSE_POLICY, OPS_PER_SECOND, MarketFeed, Subscriber
+from bourse.server.feed import MarketFeed
 from bourse.server.feed_wire import (
     SNAPSHOT_TRADES,
     OpError,
@@ -41,6 +41,7 @@ from bourse.server.feed_wire import (
     standings_json,
     symbols_json,
 )
+from bourse.server.subscriber import CLOSE_POLICY, OPS_PER_SECOND, Subscriber
 
 D = Decimal
 #: Frames sent as soon as their messages are queued (``feed_interval=0``);
@@ -282,6 +283,27 @@ def test_a_message_is_encoded_once_for_every_subscriber() -> None:
         feed.publish(MarketUpdate((), (book("SPY", 1, ("buy", "10", "9")),), ()))
         await settle()
         assert first.sent[-1] is second.sent[-1]
+
+    run(scenario)
+
+
+def test_each_subscriber_gets_its_own_symbols_of_an_update_in_order() -> None:
+    async def scenario() -> None:
+        feed = feed_with("SPY", "QQQ", "IWM")
+        both = {"op": "subscribe", "symbols": ["SPY", "QQQ"], "channels": ["book"]}
+        _, spy = await subscriber_of(feed, SUBSCRIBE_SPY)
+        _, pair = await subscriber_of(feed, both)
+        _, same_pair = await subscriber_of(feed, both)
+        changes = (
+            book("QQQ", 1, ("buy", "1", "1")),
+            book("IWM", 1, ("buy", "2", "2")),
+            book("SPY", 1, ("buy", "3", "3")),
+        )
+        feed.publish(MarketUpdate((), changes, ()))
+        await settle()
+        assert json.loads(spy.sent[-1])["symbol"] == "SPY"  # alone: the message itself
+        assert [m["symbol"] for m in json.loads(pair.sent[-1])] == ["QQQ", "SPY"]
+        assert pair.sent[-1] == same_pair.sent[-1]
 
     run(scenario)
 

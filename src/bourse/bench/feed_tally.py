@@ -79,12 +79,13 @@ def read_frame(data: str | bytes) -> Frame:
 
 
 class Arrivals:
-    """Updates received by all subscribers: their count, first and last
-    arrival, and their delays since commit."""
+    """Updates received by all subscribers: their count, the frames that
+    held them, first and last arrival, and their delays since commit."""
 
     def __init__(self) -> None:
         self.histogram = new_histogram()
         self.count = 0
+        self.frames = 0
         self.undated = 0
         self.lowest = math.inf
         self.first = 0.0
@@ -97,6 +98,7 @@ class Arrivals:
         if not self.count:
             self.first = now
         self.count += frame.updates
+        self.frames += 1
         self.undated += frame.undated
         self.last = now
         for committed, count in frame.committed.items():

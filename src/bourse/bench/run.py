@@ -8,7 +8,10 @@ so every reply must be a ``<results>`` with one answer per order, and after
 the run every order the bench saw opened is queried back through the
 protocol: its open, executed and canceled shares must add up to its amount,
 and it must never be both open and canceled. Given a database URL, the SQL
-conservation invariants (``store/audit.py``) are checked too. The result
+conservation invariants (``store/audit.py``) are checked too. With
+``subscribers``, that many WebSocket subscribers follow every symbol's
+market data during the load, from a process of their own
+(``subscribers.py``), and their delays and gaps join the result. The result
 can be written as JSON with the machine and commit it ran on, so figures
 from different runs can be compared honestly.
 """
@@ -29,8 +32,10 @@ from typing import Any
 import uvloop
 from lxml import etree
 
+from bourse.bench.feed_watch import SubscriberFleet, feed_lines
 from bourse.bench.load import CONNECTION_FAILURES, LoadResult, run_load, send_all
-from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
+from bourse.bench.subscribers import FeedResult
+from bourse.bench.workload import WorkloadShape, setup_request, symbol_name, transaction_stream
 from bourse.bench.xml import create_xml, frame, transactions_xml
 from bourse.core.commands import PlaceOrder, TransactionsRequest
 
@@ -42,7 +47,8 @@ PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999))
 
 @dataclass(frozen=True, slots=True)
 class BenchSettings:
-    """What to run; ``rate`` (requests/s over all clients) means open loop."""
+    """What to run; ``rate`` (requests/s over all clients) means open loop;
+    ``subscribers`` follow the market data on ``http_port`` meanwhile."""
 
     host: str = "127.0.0.1"
     port: int = 12345
@@ -55,6 +61,8 @@ class BenchSettings:
     symbols: int = 10
     seed: int = 1
     database_url: str | None = None
+    subscribers: int = 0
+    http_port: int = 8080
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +108,12 @@ class BenchOutcome:
     orders_per_second: float
     latency_ms: dict[str, float]
     checks: Checks
+    feed: FeedResult | None = None
 
     @property
     def ok(self) -> bool:
-        """The run is trustworthy: see ``Checks.ok``."""
-        return self.checks.ok
+        """The run is trustworthy: see ``Checks.ok`` and ``FeedResult.ok``."""
+        return self.checks.ok and (self.feed is None or self.feed.ok)
 
 
 def _shape(settings: BenchSettings) -> WorkloadShape:
@@ -247,14 +256,7 @@ async def run_bench(
     setup = [frame(xml) for xml in create_xml(setup_request(_shape(settings)))]
     await send_all(settings.host, settings.port, setup)
     requests, streams = _client_streams(settings)
-    result = await run_load(
-        settings.host,
-        settings.port,
-        streams,
-        persistent=settings.persistent,
-        rate=settings.rate,
-        on_reply=on_reply,
-    )
+    result, feed = await _timed_load(settings, streams, on_reply)
     checks = Checks(connection_failures=list(result.failures))
     placed = _acknowledged(requests, result.replies, checks)
     try:
@@ -270,7 +272,35 @@ async def run_bench(
         orders_per_second=result.rate(settings.orders_per_request),
         latency_ms=latency_ms(result),
         checks=checks,
+        feed=feed,
     )
+
+
+async def _timed_load(
+    settings: BenchSettings, streams: list[list[bytes]], on_reply: Callable[[], None] | None
+) -> tuple[LoadResult, FeedResult | None]:
+    """The load; with subscribers, followed by them from before its start
+    until they have caught up after its end."""
+    fleet = None
+    if settings.subscribers:
+        symbols = {symbol_name(index) for index in range(settings.symbols)}
+        fleet = await SubscriberFleet.start(
+            settings.host, settings.http_port, settings.subscribers, symbols
+        )
+    try:
+        result = await run_load(
+            settings.host,
+            settings.port,
+            streams,
+            persistent=settings.persistent,
+            rate=settings.rate,
+            on_reply=on_reply,
+        )
+        feed = None if fleet is None else await fleet.finish(settings.host, settings.http_port)
+    finally:
+        if fleet is not None:
+            fleet.stop()
+    return result, feed
 
 
 def _cpu_model() -> str:
@@ -323,6 +353,7 @@ def result_json(outcome: BenchOutcome) -> dict[str, Any]:
         "orders_per_second": outcome.orders_per_second,
         "latency_ms": outcome.latency_ms,
         "checks": {**asdict(outcome.checks), "ok": outcome.ok},
+        "feed": None if outcome.feed is None else {**asdict(outcome.feed), "ok": outcome.feed.ok},
     }
 
 
@@ -340,6 +371,7 @@ def report(outcome: BenchOutcome, problems_shown: int = 10) -> str:
         [
             f"{outcome.orders} orders in {outcome.seconds:.2f} s: "
             f"{outcome.orders_per_second:,.0f} orders/s; latency ms {latency}",
+            *([] if outcome.feed is None else feed_lines(outcome.feed)),
             f"replies: {checks.missing_replies} missing, {checks.malformed_replies} malformed, "
             f"{checks.rejected_orders} orders rejected, "
             f"{len(checks.connection_failures)} connection failures",

@@ -1,18 +1,21 @@
 """``bourse bench``: drive a running server with a seeded load, report
 throughput and latency, then check through the protocol (and, given a
-database URL, in SQL) that nothing was lost. ``bourse scale`` shares its
-load-size arguments.
+database URL, in SQL) that nothing was lost; with ``--subscribers N``,
+measure the market-data feed's delay to N WebSocket subscribers meanwhile.
+``bourse scale`` shares its load-size arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 
+from bourse.bench.feed_watch import FeedUnavailableError
 from bourse.bench.run import BenchSettings, bench, report, write_json
 from bourse.commands.field_options import add_field_options, field_values
 
@@ -24,6 +27,13 @@ _LOAD = {
     "clients": "concurrent clients",
     "requests_per_client": "requests each client sends",
     "orders_per_request": "orders in each <transactions>",
+}
+
+#: Who follows the market data meanwhile.
+_FEED = {
+    "subscribers": "WebSocket subscribers to every symbol during the load, in a process "
+    "of their own; 0: none",
+    "http_port": "the server's --http-port, where --subscribers connect",
 }
 
 #: What the orders are.
@@ -57,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "request's scheduled time (default: closed loop)",
     )
     add_field_options(parser, BenchSettings(), _WORKLOAD)
+    add_field_options(parser, BenchSettings(), _FEED)
     parser.add_argument(
         "--database-url",
         default=None,
@@ -72,13 +83,18 @@ def _bench(args: argparse.Namespace) -> int:
         **field_values(args, _SERVER),
         **load_settings(args),
         **field_values(args, _WORKLOAD),
+        **field_values(args, _FEED),
         rate=args.rate,
         database_url=args.database_url,
     )
     console = Console(stderr=True)
     with Progress(console=console, disable=args.quiet or not console.is_terminal) as progress:
         task = progress.add_task("requests", total=settings.clients * settings.requests_per_client)
-        outcome = bench(settings, lambda: progress.advance(task))
+        try:
+            outcome = bench(settings, lambda: progress.advance(task))
+        except FeedUnavailableError as error:
+            print(f"bourse bench: {error}", file=sys.stderr)
+            return 1
     print(report(outcome))
     if args.json is not None:
         write_json(args.json, outcome)

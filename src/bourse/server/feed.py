@@ -2,31 +2,19 @@
 
 Every process that serves the web view keeps a ``MarketMirror`` of the
 committed market and passes each committed update on to its WebSocket
-subscribers. A message is encoded to JSON once and the same text is queued
-for every subscriber of its symbol, so fan-out costs a byte copy per
-subscriber, not an encoding. A subscriber never holds more than
-``--subscriber-backlog`` unread bytes: past it, its messages are dropped
-until it has taken everything sent, and then it gets a fresh snapshot of
-each symbol it follows (conflation); one that takes nothing for
-``--closing-stall`` seconds meanwhile is closed. The messages
-themselves are in ``feed_wire``.
-
-Frames, not messages, are what a fan-out pays for (a frame costs the same
-few microseconds whatever it holds), so a subscriber is sent at most one
-frame per ``--feed-interval``: everything queued for it meanwhile leaves
-together, as a JSON array in order (a lone message goes as itself). A
-message after a quiet interval leaves at once; under load each one waits
-at most the interval.
+subscribers. A message is encoded to JSON once per update; subscribers
+that follow the same symbols form a group, and a group's messages of an
+update are joined once and queued for each member with one call. So
+fan-out costs one queueing per subscriber and update, not one encoding or
+one call per message. How a subscriber bounds its backlog, lags and is
+sent its frames is ``subscriber.py``; the messages themselves are in
+``feed_wire``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from typing import TypeVar
 
 from bourse.core.market import MarketSnapshot, MarketUpdate, Standing
 from bourse.core.mirror import MarketMirror
@@ -43,172 +31,9 @@ from bourse.server.feed_wire import (
     parse_op,
     snapshot_text,
 )
+from bourse.server.subscriber import CLOSE_POLICY, Outlet, Subscriber
 
-#: Ops (subscribe, unsubscribe) a connection may send per second, and at once.
-OPS_PER_SECOND = 20.0
-#: How often a lagging subscriber's transport is checked for having drained.
-DRAIN_POLL = 0.05
-#: WebSocket close codes (RFC 6455).
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TRY_AGAIN_LATER = 1013
-
-
-class Outlet(Protocol):
-    """The WebSocket connection behind a subscriber."""
-
-    def unsent_bytes(self) -> int:
-        """Bytes written to the connection and not yet taken by the kernel."""
-
-    async def send(self, text: str) -> None:
-        """Send one text message (may wait while the connection is full)."""
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close the connection, promptly even if the client does not read."""
-
-
-class Subscriber:
-    """One WebSocket connection: what it follows and what waits to be sent."""
-
-    def __init__(
-        self, outlet: Outlet, *, backlog: int, stall: float, interval: float = 0.0
-    ) -> None:
-        self.outlet = outlet
-        self.symbols: set[str] = set()
-        self.accounts: set[str] = set()
-        #: Dropping market messages until everything sent has been taken.
-        self.lagging = False
-        #: Order events dropped while lagging, not yet reported.
-        self.missed_orders = 0
-        self.closed = False
-        self._backlog = backlog
-        self._stall = stall
-        self._interval = interval
-        #: Loop time before which no frame is sent (what comes meanwhile joins it).
-        self._next_frame = 0.0
-        self._queue: deque[str] = deque()
-        self._queued = 0
-        self._wake = asyncio.Event()
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._closing: asyncio.Task[None] | None = None
-        self._op_tokens = OPS_PER_SECOND
-        self._op_time = time.monotonic()
-
-    @property
-    def unread(self) -> int:
-        """Bytes queued or written and not yet taken by the client."""
-        return self._queued + self.outlet.unsent_bytes()
-
-    def push(self, text: str) -> None:
-        """Queue a reply whatever the backlog; past the backlog, start
-        lagging all the same, so that a client that sends ops and reads
-        nothing is closed after a stall."""
-        self._enqueue(text)
-        if not self.lagging and self.unread > self._backlog:
-            self._start_lagging()
-
-    def offer(self, text: str) -> bool:
-        """Queue a feed message unless that would pass the backlog, in which
-        case start lagging; False when ``text`` was dropped."""
-        if self.lagging:
-            return False
-        if self.unread + len(text) > self._backlog:
-            self._start_lagging()
-            return False
-        self.push(text)
-        return True
-
-    def offer_order(self, text: str) -> None:
-        """Queue an order event, counting it if it is dropped."""
-        if not self.offer(text):
-            self.missed_orders += 1
-
-    def allow_op(self) -> bool:
-        """Take one op from the connection's token bucket."""
-        now = time.monotonic()
-        elapsed, self._op_time = now - self._op_time, now
-        self._op_tokens = min(OPS_PER_SECOND, self._op_tokens + elapsed * OPS_PER_SECOND)
-        if self._op_tokens < 1:
-            return False
-        self._op_tokens -= 1
-        return True
-
-    async def pump(self, resync: Callable[[Subscriber], list[str]]) -> None:
-        """Send what is queued until closed; after lagging, once the client
-        has taken everything, queue what ``resync`` gives (fresh snapshots)."""
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(ConnectionError):
-            while not self.closed:
-                await self._wake.wait()
-                wait = self._next_frame - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._wake.clear()
-                if self._queue and not self.closed:
-                    self._next_frame = loop.time() + self._interval
-                    await self.outlet.send(self._take_frame())
-                if self.lagging and not self._queue:
-                    await self._recover(resync)
-
-    def _take_frame(self) -> str:
-        """Everything queued, as one frame: the one message itself, or a
-        JSON array of the messages in order."""
-        texts = list(self._queue)
-        self._queue.clear()
-        self._queued = 0
-        return texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
-
-    def stop(self) -> None:
-        """Send nothing more: the connection is gone or going."""
-        self.closed = True
-        self._wake.set()
-        self._stop_watching()
-
-    async def close(self, code: int, reason: str) -> None:
-        """Close the connection; nothing more is sent."""
-        if not self.closed:
-            self.stop()
-            await self.outlet.close(code, reason)
-
-    def _enqueue(self, text: str) -> None:
-        self._queue.append(text)
-        self._queued += len(text)
-        self._wake.set()
-
-    def _start_lagging(self) -> None:
-        self.lagging = True
-        self._wake.set()  # the pump watches for the client to catch up
-        self._watch_for(self.unread)
-
-    def _watch_for(self, unread: int) -> None:
-        loop = asyncio.get_running_loop()
-        self._watchdog = loop.call_later(self._stall, self._check_progress, unread)
-
-    def _stop_watching(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-
-    def _check_progress(self, unread_before: int) -> None:
-        """Close a lagging subscriber that took nothing in the last stall."""
-        unread = self.unread
-        if unread < unread_before:
-            self._watch_for(unread)
-        else:
-            self._watchdog = None
-            self._closing = asyncio.get_running_loop().create_task(
-                self.close(CLOSE_POLICY, "too slow")
-            )
-
-    async def _recover(self, resync: Callable[[Subscriber], list[str]]) -> None:
-        while self.outlet.unsent_bytes() and not self.closed:
-            await asyncio.sleep(DRAIN_POLL)
-        if self.closed:
-            return
-        self._stop_watching()
-        self.lagging = False
-        for text in resync(self):
-            self._enqueue(text)
+Key = TypeVar("Key", str, frozenset[str])
 
 
 class MarketFeed:
@@ -222,6 +47,10 @@ class MarketFeed:
         self._subscribers: set[Subscriber] = set()
         self._by_symbol: dict[str, set[Subscriber]] = {}
         self._by_account: dict[str, set[Subscriber]] = {}
+        #: Subscribers by the set of symbols they follow: a group shares one
+        #: joined text per update, so fan-out costs one queueing per
+        #: subscriber and update, not one per message.
+        self._groups: dict[frozenset[str], set[Subscriber]] = {}
         #: Each symbol's last encoded snapshot, and the seq it is at.
         self._snapshots: dict[str, tuple[int, str]] = {}
 
@@ -246,24 +75,36 @@ class MarketFeed:
             for subscriber in list(followers):
                 if text is None:
                     self._unfollow(subscriber, symbol)
+                    self._regroup(subscriber)
                 else:
                     subscriber.offer(text)
 
     def publish(self, update: MarketUpdate) -> None:
         """Apply one committed update and pass it on to the subscribers."""
         self.mirror.apply(update)
-        for message in update.messages:
-            followers = self._by_symbol.get(message.symbol)
-            if followers:
-                text = message_text(message, update.committed)
-                for subscriber in followers:
-                    subscriber.offer(text)
+        followed = self._by_symbol
+        texts = [
+            (message.symbol, message_text(message, update.committed))
+            for message in update.messages
+            if message.symbol in followed
+        ]
+        if texts:
+            self._fan_out(texts)
         for event in update.orders:
             owners = self._by_account.get(event.account_id)
             if owners:
                 text = order_text(event, update.committed)
                 for subscriber in owners:
                     subscriber.offer_order(text)
+
+    def _fan_out(self, texts: list[tuple[str, str]]) -> None:
+        """Offer each group the messages of its symbols, joined once."""
+        for symbols, members in self._groups.items():
+            chosen = [text for symbol, text in texts if symbol in symbols]
+            if chosen:
+                joined = ",".join(chosen)
+                for subscriber in members:
+                    subscriber.offer(joined, len(chosen))
 
     def set_standings(self, standings: tuple[Standing, ...]) -> None:
         """The leaderboard, as of the last committed batch."""
@@ -302,6 +143,7 @@ class MarketFeed:
         self._subscribers.discard(subscriber)
         for symbol in list(subscriber.symbols):
             self._unfollow(subscriber, symbol)
+        self._regroup(subscriber)
         for account in list(subscriber.accounts):
             self._unfollow_account(subscriber, account)
 
@@ -344,13 +186,22 @@ class MarketFeed:
             text = self.snapshot_text(symbol)
             if text is not None:
                 subscriber.offer(text)
+        self._regroup(subscriber)
 
     def _unsubscribe(self, subscriber: Subscriber, op: Op) -> None:
         for symbol in op.symbols:
             self._unfollow(subscriber, symbol)
+        self._regroup(subscriber)
         if op.account is not None and "orders" in op.channels:
             self._unfollow_account(subscriber, op.account)
         subscriber.push(encode({"type": "unsubscribed", **op_json(op)}))
+
+    def _regroup(self, subscriber: Subscriber) -> None:
+        """Move ``subscriber`` to the group of the symbols it follows now."""
+        _forget(self._groups, subscriber.group, subscriber)
+        subscriber.group = frozenset(subscriber.symbols)
+        if subscriber.group:
+            self._groups.setdefault(subscriber.group, set()).add(subscriber)
 
     def _unfollow(self, subscriber: Subscriber, symbol: str) -> None:
         subscriber.symbols.discard(symbol)
@@ -370,7 +221,7 @@ class MarketFeed:
         return [text for text in texts if text is not None]
 
 
-def _forget(index: dict[str, set[Subscriber]], key: str, subscriber: Subscriber) -> None:
+def _forget(index: dict[Key, set[Subscriber]], key: Key, subscriber: Subscriber) -> None:
     """Take ``subscriber`` out of ``index[key]``, and the key once nobody is left."""
     followers = index.get(key)
     if followers is not None:

@@ -17,12 +17,7 @@ from aiohttp import WSMsgType, web
 
 from bourse.core.market import RECENT_TRADES
 from bourse.server.config import ServerConfig
-from bourse.server.feed import (
-    CLOSE_GOING_AWAY,
-    CLOSE_TRY_AGAIN_LATER,
-    MarketFeed,
-    Subscriber,
-)
+from bourse.server.feed import MarketFeed
 from bourse.server.feed_wire import (
     book_json,
     encode,
@@ -31,6 +26,7 @@ from bourse.server.feed_wire import (
     symbols_json,
     trade_json,
 )
+from bourse.server.subscriber import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Subscriber
 
 #: The page's files (``index.html``, ``leaderboard.html`` and what they load).
 STATIC = Path(__file__).with_name("static")
