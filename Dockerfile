@@ -27,11 +27,12 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     BOURSE_HOST=0.0.0.0 \
     BOURSE_PORT=12345 \
+    BOURSE_HTTP_PORT=8080 \
     BOURSE_DATA_DIR=/data/bourse-data
 WORKDIR /data
 VOLUME /data
 USER 10001:10001
-EXPOSE 12345
+EXPOSE 12345 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["bourse", "health", "--timeout", "4"]
 STOPSIGNAL SIGTERM

@@ -31,6 +31,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 VENV_BIN = Path(sys.executable).parent
 PORT = 12345
+WEB_PORT = 8080
 
 
 def venv_tool(name: str) -> str:
@@ -141,7 +142,9 @@ def test_runtime_stage_runs_as_a_non_root_user() -> None:
 
 def test_runtime_stage_exposes_the_protocol_port_and_has_a_healthcheck() -> None:
     stage = final_stage()
-    assert str(PORT) in " ".join(instruction_values("EXPOSE", stage)).split()
+    exposed = " ".join(instruction_values("EXPOSE", stage)).split()
+    assert str(PORT) in exposed
+    assert str(WEB_PORT) in exposed
     healthchecks = instruction_values("HEALTHCHECK", stage)
     assert len(healthchecks) == 1
     assert healthcheck_command()[:2] == ["bourse", "health"]
@@ -189,6 +192,7 @@ def test_exchange_waits_for_a_healthy_db_restarts_and_publishes_the_port() -> No
     assert exchange_service["depends_on"]["db"]["condition"] == "service_healthy"
     assert exchange_service["restart"] == "on-failure"
     assert f"{PORT}:{PORT}" in exchange_service["ports"]
+    assert f"{WEB_PORT}:{WEB_PORT}" in exchange_service["ports"]
     url = make_url(exchange_service["environment"]["BOURSE_DATABASE_URL"])
     db = compose()["services"]["db"]["environment"]
     assert url.host == "db"
@@ -216,14 +220,15 @@ def healthcheck_command() -> list[str]:
 def container_environment(database_url: str, port: int, data_dir: Path) -> dict[str, str]:
     """The image's ENV plus the compose file's ``environment``, with the only
     changes running outside Docker needs: this database instead of host
-    ``db``, loopback and a free port instead of 0.0.0.0:12345, a scratch
-    data directory, and this virtual environment in front of PATH."""
+    ``db``, loopback and free ports instead of 0.0.0.0:12345 and :8080, a
+    scratch data directory, and this virtual environment in front of PATH."""
     env = dict(DockerfileParser(str(DOCKERFILE)).envs)
     env.update(compose()["services"]["exchange"]["environment"])
     env.update(
         BOURSE_DATABASE_URL=database_url,
         BOURSE_HOST="127.0.0.1",
         BOURSE_PORT=str(port),
+        BOURSE_HTTP_PORT="0",
         BOURSE_DATA_DIR=str(data_dir),
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )

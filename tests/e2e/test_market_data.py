@@ -81,9 +81,11 @@ class Follower:
     other: list[dict[str, Any]] = field(default_factory=list)
 
     def take(self, message: dict[str, Any]) -> None:
-        kind, symbol = message["type"], message.get("symbol")
+        kind = message["type"]
         if kind not in {"snapshot", "book", "trade"}:
             self.other.append(message)
+            return
+        symbol: str = message["symbol"]
         if kind == "snapshot":
             self.snapshots.append(message)
             self.books[symbol] = {

@@ -10,6 +10,8 @@ leaderboard is cut with a batch and published when that batch commits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from bourse.core.market import MarketSnapshot, MarketUpdate, Standing, Trade
@@ -51,15 +53,22 @@ async def committed(service: ExchangeService, store: FakeStore, request: object)
     await wait_until(lambda: outcome.settled)
 
 
+@asynccontextmanager
+async def resting_bid_followed() -> AsyncIterator[tuple[ExchangeService, FakeStore, Listener]]:
+    """A serving exchange with a listener, two accounts and a committed bid."""
+    store = FakeStore()
+    service = ExchangeService(store)
+    listener = Listener()
+    async with serving(service):
+        service.publisher.follow(listener)
+        await committed(service, store, SETUP)
+        await committed(service, store, BID)
+        yield service, store, listener
+
+
 def test_a_trade_is_published_only_after_its_batch_commits() -> None:
     async def scenario() -> None:
-        store = FakeStore()
-        service = ExchangeService(store)
-        listener = Listener()
-        async with serving(service):
-            service.publisher.follow(listener)
-            await committed(service, store, SETUP)
-            await committed(service, store, BID)
+        async with resting_bid_followed() as (service, store, listener):
             store.hold = asyncio.Event()
             outcome = submit(service, OFFER)
             await wait_until(lambda: any(c.startswith("write") for c in store.calls[-1:]))
@@ -74,13 +83,7 @@ def test_a_trade_is_published_only_after_its_batch_commits() -> None:
 
 def test_a_failed_batch_is_never_published_and_listeners_start_again() -> None:
     async def scenario() -> None:
-        store = FakeStore()
-        service = ExchangeService(store)
-        listener = Listener()
-        async with serving(service):
-            service.publisher.follow(listener)
-            await committed(service, store, SETUP)
-            await committed(service, store, BID)
+        async with resting_bid_followed() as (service, store, listener):
             store.writes.append(Write.FAIL_BEFORE_SENDING)
             await committed(service, store, OFFER)
             await wait_until(lambda: service.ready and len(listener.snapshots) == 2)
