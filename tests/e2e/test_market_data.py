@@ -172,7 +172,7 @@ def stored_seq(url: str, symbol: str) -> int:
     return int(row[0])
 
 
-async def caught_up(follower: Follower, url: str, within: float = 15.0) -> None:
+async def caught_up(follower: Follower, url: str, within: float = 30.0) -> None:
     """Wait until the follower has seen every symbol's stored ``seq``."""
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
