@@ -19,6 +19,10 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bourse.server.config import ServerConfig
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -64,6 +68,15 @@ class AccessPolicy:
         allowed = networks if networks or admin_listener else None
         digests = None if token_file is None else read_token_file(token_file)
         return cls(allowed, digests)
+
+    @classmethod
+    def of(cls, config: ServerConfig) -> AccessPolicy:
+        """The policy ``config`` sets, for every listener of the server."""
+        return cls.build(
+            admin_listener=config.admin_port is not None,
+            create_networks=config.create_networks,
+            token_file=config.account_tokens,
+        )
 
     @property
     def asks_tokens(self) -> bool:

@@ -54,11 +54,7 @@ class Frontend:
         self.config = config
         self.admin = admin
         self.counters = FrontendCounters() if counters is None else counters
-        self._access = AccessPolicy.build(
-            admin_listener=config.admin_port is not None,
-            create_networks=config.create_networks,
-            token_file=config.account_tokens,
-        )
+        self._access = AccessPolicy.of(config)
         self.connections: ConnectionRegistry[ExchangeConnection] = ConnectionRegistry(
             config.max_connections
         )

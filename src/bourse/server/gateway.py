@@ -144,7 +144,7 @@ async def serve_gateway(
     loop = asyncio.get_running_loop()
     feed = None if http is None else market_feed(config)  # before the link: it gets a snapshot
     _, engine = await loop.create_unix_connection(lambda: EngineLink(feed), sock=link)
-    web = None if http is None or feed is None else await start_web(feed, http, config)
+    web = None if feed is None or http is None else await start_web(feed, http, config)
     stop = asyncio.Event()
     failure: list[BaseException] = []
 

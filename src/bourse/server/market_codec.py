@@ -23,7 +23,7 @@ def pack_update(update: MarketUpdate) -> bytes:
     """``update`` as bytes for ``unpack_update``."""
     messages = tuple(
         (m.symbol, m.seq, str(m.price), str(m.shares), m.time)
-        if type(m) is Trade
+        if isinstance(m, Trade)
         else (m.symbol, m.seq, _pack_changes(m))
         for m in update.messages
     )
@@ -45,7 +45,7 @@ def pack_update(update: MarketUpdate) -> bytes:
     return marshal.dumps((update.symbols, messages, orders, update.committed))
 
 
-def _pack_changes(message: Any) -> tuple[tuple[str, str, str], ...]:
+def _pack_changes(message: BookChange) -> tuple[tuple[str, str, str], ...]:
     return tuple((c.side, str(c.price), str(c.shares)) for c in message.changes)
 
 

@@ -37,9 +37,4 @@ def bind_http(config: ServerConfig) -> socket.socket | None:
 def market_feed(config: ServerConfig) -> MarketFeed:
     """An empty market feed for this process, with the server's access rules
     (the private channel asks for tokens exactly when the XML port does)."""
-    access = AccessPolicy.build(
-        admin_listener=config.admin_port is not None,
-        create_networks=config.create_networks,
-        token_file=config.account_tokens,
-    )
-    return MarketFeed(config, access)
+    return MarketFeed(config, AccessPolicy.of(config))

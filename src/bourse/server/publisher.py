@@ -82,9 +82,7 @@ class MarketPublisher:
 
     def snapshot(self) -> MarketSnapshot:
         """The committed market, whole."""
-        mirror = self.mirror
-        states = (mirror.state(summary.symbol) for summary in mirror.symbols())
-        return MarketSnapshot(tuple(state for state in states if state is not None))
+        return self.mirror.snapshot()
 
     def loaded(self, exchange: Exchange) -> None:
         """``exchange`` was just loaded from the database (nothing is in
