@@ -58,11 +58,12 @@ CONFIG = ServerConfig(
 class FakeOutlet:
     """A connection that records what it is sent; ``unsent`` plays the
     bytes its client has not taken yet, which grow by what is sent while
-    it does not read."""
+    it does not read; past ``high_water`` of them it takes no more frames."""
 
-    def __init__(self) -> None:
-        self.sent: list[str] = []
+    def __init__(self, high_water: int = 100_000) -> None:
+        self.sent: list[bytes] = []
         self.unsent = 0
+        self.high_water = high_water
         self.reading = True
         self.closed: tuple[int, str] | None = None
 
@@ -77,10 +78,13 @@ class FakeOutlet:
     def unsent_bytes(self) -> int:
         return self.unsent
 
-    async def send(self, text: str) -> None:
-        self.sent.append(text)
+    def ready(self, size: int) -> bool:
+        return not self.unsent or self.unsent + size <= self.high_water
+
+    async def send(self, frame: bytes) -> None:
+        self.sent.append(frame)
         if not self.reading:
-            self.unsent += len(text)
+            self.unsent += len(frame)
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -89,9 +93,9 @@ class FakeOutlet:
         return [message for text in self.sent for message in frame_messages(text)]
 
 
-def frame_messages(text: str) -> list[dict[str, Any]]:
+def frame_messages(frame: bytes) -> list[dict[str, Any]]:
     """The messages of one frame: a message, or an array of them."""
-    value = json.loads(text)
+    value = json.loads(frame)
     return value if isinstance(value, list) else [value]
 
 
@@ -123,7 +127,7 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 async def settle() -> None:
-    """Let the pumps send what is queued."""
+    """Let the fan-out send what is queued."""
     for _ in range(5):
         await asyncio.sleep(0)
 
@@ -134,7 +138,6 @@ async def subscriber_of(
     outlet = outlet or FakeOutlet()
     subscriber = feed.join(outlet)
     assert subscriber is not None
-    asyncio.get_running_loop().create_task(feed.pump(subscriber))
     await feed.receive(subscriber, json.dumps(op))
     await settle()
     return subscriber, outlet
@@ -503,5 +506,75 @@ def test_messages_within_the_interval_leave_together_in_one_array_frame() -> Non
         feed.publish(MarketUpdate((), (book("SPY", 4, ("buy", "10", "4")),), ()))
         await asyncio.sleep(0.3)
         assert json.loads(outlet.sent[-1])["seq"] == 4  # alone: the message itself
+
+    run(scenario)
+
+
+def test_a_subscriber_joining_between_ticks_gets_only_what_follows_its_snapshot() -> None:
+    async def scenario() -> None:
+        feed = feed_with("SPY", config=replace(CONFIG, feed_interval=0.2))
+        _, first = await subscriber_of(feed, SUBSCRIBE_SPY)
+        feed.publish(MarketUpdate((), (book("SPY", 1, ("buy", "10", "1")),), ()))
+        _, second = await subscriber_of(feed, SUBSCRIBE_SPY)  # its snapshot holds seq 1
+        feed.publish(MarketUpdate((), (book("SPY", 2, ("buy", "10", "2")),), ()))
+        await asyncio.sleep(0.3)
+        assert [m.get("seq") for m in first.messages()] == [None, 0, 1, 2]
+        assert [(m["type"], m.get("seq")) for m in second.messages()] == [
+            ("subscribed", None),
+            ("snapshot", 1),
+            ("book", 2),
+        ]
+
+    run(scenario)
+
+
+def test_order_events_keep_their_place_among_the_market_messages() -> None:
+    async def scenario() -> None:
+        feed = feed_with("SPY", config=replace(CONFIG, feed_interval=0.2))
+        op = {**SUBSCRIBE_SPY, "channels": ["book", "orders"], "account": "7"}
+        _, outlet = await subscriber_of(feed, op)
+        frames_before = len(outlet.sent)
+        feed.publish(MarketUpdate((), (book("SPY", 1, ("buy", "10", "1")),), ()))
+        feed.publish(MarketUpdate((), (book("SPY", 2, ("buy", "10", "2")),), (order_event("7"),)))
+        feed.publish(MarketUpdate((), (book("SPY", 3, ("buy", "10", "3")),), ()))
+        await asyncio.sleep(0.3)
+        (frame,) = outlet.sent[frames_before:]
+        kinds = [(m["type"], m.get("seq")) for m in frame_messages(frame)]
+        assert kinds == [("book", 1), ("book", 2), ("order", None), ("book", 3)]
+
+    run(scenario)
+
+
+def test_a_connection_without_room_keeps_its_frames_in_order_until_the_client_reads() -> None:
+    async def scenario() -> None:
+        feed = feed_with("SPY")
+        subscriber, outlet = await subscriber_of(feed, SUBSCRIBE_SPY, FakeOutlet(high_water=50))
+        outlet.stop_reading(unsent=1)
+        outlet.sent.clear()
+        publish_books(feed, 1, 2)
+        await settle()
+        publish_books(feed, 3, 1)
+        await settle()
+        assert outlet.sent == []  # held: its connection has no room
+        assert subscriber.unread > 1
+        outlet.read_all()
+        await asyncio.sleep(0.1)
+        assert [m["seq"] for m in outlet.messages()] == [1, 2, 3]
+        assert not subscriber.lagging
+
+    run(scenario)
+
+
+def test_a_member_of_a_group_is_sent_the_same_bytes_as_the_others() -> None:
+    async def scenario() -> None:
+        feed = feed_with("SPY", "QQQ")
+        both = {"op": "subscribe", "symbols": ["QQQ", "SPY"], "channels": ["book"]}
+        outlets = [(await subscriber_of(feed, both))[1] for _ in range(3)]
+        changes = (book("SPY", 1, ("buy", "1", "1")), book("QQQ", 1, ("sell", "2", "2")))
+        feed.publish(MarketUpdate((), changes, ()))
+        await settle()
+        frames = {id(outlet.sent[-1]) for outlet in outlets}
+        assert len(frames) == 1
+        assert [m["symbol"] for m in outlets[0].messages()[-2:]] == ["SPY", "QQQ"]
 
     run(scenario)

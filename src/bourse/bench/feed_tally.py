@@ -13,8 +13,9 @@ its messages: the server sends the same text to every subscriber.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
+
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
 from bourse.bench.load import new_histogram
 
@@ -80,16 +81,20 @@ def read_frame(data: str | bytes) -> Frame:
 
 class Arrivals:
     """Updates received by all subscribers: their count, the frames that
-    held them, first and last arrival, and their delays since commit."""
+    held them, first and last arrival, and their delays since commit.
+
+    An arrival is only noted while the subscribers follow the feed (a
+    frame and a time); the delays are worked out when they are asked for,
+    after the load, so that the bench's own bookkeeping takes as little as
+    it can of the machine it measures."""
 
     def __init__(self) -> None:
-        self.histogram = new_histogram()
         self.count = 0
         self.frames = 0
         self.undated = 0
-        self.lowest = math.inf
         self.first = 0.0
         self.last = 0.0
+        self._noted: list[tuple[Frame, float]] = []
 
     def record(self, frame: Frame, now: float) -> None:
         """The updates of ``frame``, received at ``now`` (epoch seconds)."""
@@ -101,25 +106,32 @@ class Arrivals:
         self.frames += 1
         self.undated += frame.undated
         self.last = now
-        for committed, count in frame.committed.items():
-            delay = now - committed
-            self.lowest = min(self.lowest, delay)
-            self.histogram.record_value(max(0, round(delay * 1e6)), count)
+        self._noted.append((frame, now))
 
     def per_second(self) -> float:
         span = self.last - self.first
         return self.count / span if span > 0 else 0.0
+
+    @property
+    def histogram(self) -> HdrHistogram:
+        """Every dated update's delay, in microseconds."""
+        histogram = new_histogram()
+        for frame, now in self._noted:
+            for committed, count in frame.committed.items():
+                histogram.record_value(max(0, round((now - committed) * 1e6)), count)
+        return histogram
 
     def delay_ms(self) -> dict[str, float]:
         """Percentiles, maximum and minimum; empty when no update was dated."""
         if self.count == self.undated:
             return {}
         histogram = self.histogram
+        lowest = min(now - committed for frame, now in self._noted for committed in frame.committed)
         figures = {
             name: histogram.get_value_at_percentile(percent) / 1000
             for name, percent in DELAY_PERCENTILES
         }
-        return {**figures, "max": histogram.get_max_value() / 1000, "min": self.lowest * 1000}
+        return {**figures, "max": histogram.get_max_value() / 1000, "min": lowest * 1000}
 
 
 class Tally:

@@ -2,24 +2,22 @@
 
 Every process that serves the web view keeps a ``MarketMirror`` of the
 committed market and passes each committed update on to its WebSocket
-subscribers. A message is encoded to JSON once per update; subscribers
-that follow the same symbols form a group, and a group's messages of an
-update are joined once and queued for each member with one call. So
-fan-out costs one queueing per subscriber and update, not one encoding or
-one call per message. How a subscriber bounds its backlog, lags and is
-sent its frames is ``subscriber.py``; the messages themselves are in
-``feed_wire``.
+subscribers. A message is encoded to JSON once per update and handed to
+the fan-out (``fanout.py``), which sends each group of subscribers that
+follow the same symbols one shared frame per tick. This module keeps who
+follows what and answers the ops; how a subscriber bounds its backlog and
+lags is ``subscriber.py``; the messages themselves are in ``feed_wire``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
 
 from bourse.core.market import MarketSnapshot, MarketUpdate, Standing
 from bourse.core.mirror import MarketMirror
 from bourse.server.access import AccessPolicy
 from bourse.server.config import ServerConfig
+from bourse.server.fanout import FanOut
 from bourse.server.feed_wire import (
     Op,
     OpError,
@@ -33,8 +31,6 @@ from bourse.server.feed_wire import (
 )
 from bourse.server.subscriber import CLOSE_POLICY, Outlet, Subscriber
 
-Key = TypeVar("Key", str, frozenset[str])
-
 
 class MarketFeed:
     """One process's mirror and its subscribers."""
@@ -47,10 +43,7 @@ class MarketFeed:
         self._subscribers: set[Subscriber] = set()
         self._by_symbol: dict[str, set[Subscriber]] = {}
         self._by_account: dict[str, set[Subscriber]] = {}
-        #: Subscribers by the set of symbols they follow: a group shares one
-        #: joined text per update, so fan-out costs one queueing per
-        #: subscriber and update, not one per message.
-        self._groups: dict[frozenset[str], set[Subscriber]] = {}
+        self._fanout = FanOut(config.feed_interval, self._resync)
         #: Each symbol's last encoded snapshot, and the seq it is at.
         self._snapshots: dict[str, tuple[int, str]] = {}
 
@@ -89,22 +82,13 @@ class MarketFeed:
             if message.symbol in followed
         ]
         if texts:
-            self._fan_out(texts)
+            self._fanout.publish(texts)
         for event in update.orders:
             owners = self._by_account.get(event.account_id)
             if owners:
                 text = order_text(event, update.committed)
                 for subscriber in owners:
                     subscriber.offer_order(text)
-
-    def _fan_out(self, texts: list[tuple[str, str]]) -> None:
-        """Offer each group the messages of its symbols, joined once."""
-        for symbols, members in self._groups.items():
-            chosen = [text for symbol, text in texts if symbol in symbols]
-            if chosen:
-                joined = ",".join(chosen)
-                for subscriber in members:
-                    subscriber.offer(joined, len(chosen))
 
     def set_standings(self, standings: tuple[Standing, ...]) -> None:
         """The leaderboard, as of the last committed batch."""
@@ -132,24 +116,19 @@ class MarketFeed:
             outlet,
             backlog=config.subscriber_backlog,
             stall=config.closing_stall,
-            interval=config.feed_interval,
+            wake=self._fanout.wake,
         )
         self._subscribers.add(subscriber)
         return subscriber
 
     def leave(self, subscriber: Subscriber) -> None:
         """Forget a closed connection."""
-        subscriber.stop()
+        self._fanout.leave(subscriber)
         self._subscribers.discard(subscriber)
         for symbol in list(subscriber.symbols):
             self._unfollow(subscriber, symbol)
-        self._regroup(subscriber)
         for account in list(subscriber.accounts):
             self._unfollow_account(subscriber, account)
-
-    async def pump(self, subscriber: Subscriber) -> None:
-        """Send ``subscriber`` its messages until it is closed."""
-        await subscriber.pump(self._resync)
 
     async def receive(self, subscriber: Subscriber, text: str) -> None:
         """Act on one client message: an op, or an error back; a flood closes."""
@@ -167,6 +146,7 @@ class MarketFeed:
 
     async def close_all(self, code: int, reason: str) -> None:
         """Close every connection (at shutdown)."""
+        self._fanout.stop()
         closing = [subscriber.close(code, reason) for subscriber in self._subscribers]
         await asyncio.gather(*closing)
 
@@ -198,10 +178,7 @@ class MarketFeed:
 
     def _regroup(self, subscriber: Subscriber) -> None:
         """Move ``subscriber`` to the group of the symbols it follows now."""
-        _forget(self._groups, subscriber.group, subscriber)
-        subscriber.group = frozenset(subscriber.symbols)
-        if subscriber.group:
-            self._groups.setdefault(subscriber.group, set()).add(subscriber)
+        self._fanout.regroup(subscriber)
 
     def _unfollow(self, subscriber: Subscriber, symbol: str) -> None:
         subscriber.symbols.discard(symbol)
@@ -221,7 +198,7 @@ class MarketFeed:
         return [text for text in texts if text is not None]
 
 
-def _forget(index: dict[Key, set[Subscriber]], key: Key, subscriber: Subscriber) -> None:
+def _forget(index: dict[str, set[Subscriber]], key: str, subscriber: Subscriber) -> None:
     """Take ``subscriber`` out of ``index[key]``, and the key once nobody is left."""
     followers = index.get(key)
     if followers is not None:

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 from bourse.core.market import (
-    BookChange,
     Level,
     MarketMessage,
     OrderEvent,
@@ -71,19 +70,29 @@ def snapshot_text(state: SymbolState) -> str:
 
 def message_text(message: MarketMessage, committed: float) -> str:
     """Message ``trade`` or ``book``; ``committed`` is when its batch
-    committed (epoch seconds, to the microsecond)."""
-    when = {"committed": round(committed, 6)}
+    committed (epoch seconds, to the microsecond).
+
+    These two are the feed's bulk, written once per update in every
+    process that serves subscribers, so they are formatted directly rather
+    than through ``json.dumps``: every value is a number, a side, a symbol
+    (ASCII letters and digits) or a canonical decimal, none of which JSON
+    escapes, and the text is exactly what ``encode`` would give (tested)."""
+    when = repr(round(committed, 6))
     if isinstance(message, Trade):
-        return encode({"type": "trade", "symbol": message.symbol, **trade_json(message), **when})
-    return encode({"type": "book", "symbol": message.symbol, **_changes_json(message), **when})
-
-
-def _changes_json(change: BookChange) -> dict[str, Any]:
-    changes = [
-        [level.side, format_decimal(level.price), format_decimal(level.shares)]
-        for level in change.changes
-    ]
-    return {"seq": change.seq, "changes": changes}
+        return (
+            f'{{"type":"trade","symbol":"{message.symbol}","seq":{message.seq},'
+            f'"price":"{format_decimal(message.price)}",'
+            f'"shares":"{format_decimal(message.shares)}",'
+            f'"time":{message.time},"committed":{when}}}'
+        )
+    changes = ",".join(
+        f'["{level.side}","{format_decimal(level.price)}","{format_decimal(level.shares)}"]'
+        for level in message.changes
+    )
+    return (
+        f'{{"type":"book","symbol":"{message.symbol}","seq":{message.seq},'
+        f'"changes":[{changes}],"committed":{when}}}'
+    )
 
 
 def order_text(event: OrderEvent, committed: float) -> str:

@@ -1,28 +1,32 @@
-"""One WebSocket subscriber of the market feed: its queue, its backlog, its frames.
+"""One WebSocket subscriber of the market feed: what it follows, what it is
+owed, how far behind it may fall.
 
-A subscriber queues the texts the feed offers it and a pump sends them,
-at most one frame per ``--feed-interval`` (everything queued meanwhile as
-one JSON array, a lone message as itself). It never holds more than
-``--subscriber-backlog`` unread bytes (queued here, or written and not yet
-taken by its client's kernel): past it, offered messages are dropped and
-the subscriber is *lagging* until the client has taken everything sent;
-then the feed's resync (a fresh snapshot per symbol) is queued. A lagging
-subscriber that takes nothing for ``--closing-stall`` seconds is closed.
+Market messages reach a subscriber through its fan-out group (``fanout.py``),
+shared with every connection that follows the same symbols; what is its
+alone (replies to its ops, snapshots, its account's order events) waits
+here, each text marked with where it falls among the group's messages, so
+that its frame keeps the order in which everything was published.
+
+A subscriber never holds more than ``--subscriber-backlog`` unread bytes
+(waiting here, or written and not yet taken by its client's kernel): past
+it, market messages are dropped and the subscriber is *lagging* until the
+client has taken everything sent; then the feed's resync (a fresh snapshot
+per symbol) is queued. A lagging subscriber that takes nothing for
+``--closing-stall`` seconds is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bourse.server.fanout import Group
 
 #: Ops (subscribe, unsubscribe) a connection may send per second, and at once.
 OPS_PER_SECOND = 20.0
-#: How often a lagging subscriber's transport is checked for having drained.
-DRAIN_POLL = 0.05
 #: WebSocket close codes (RFC 6455).
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
@@ -35,18 +39,22 @@ class Outlet(Protocol):
     def unsent_bytes(self) -> int:
         """Bytes written to the connection and not yet taken by the kernel."""
 
-    async def send(self, text: str) -> None:
-        """Send one text message (may wait while the connection is full)."""
+    def ready(self, size: int) -> bool:
+        """A frame of ``size`` bytes may be written now without waiting for
+        the client to read."""
+
+    async def send(self, frame: bytes) -> None:
+        """Send one text frame (UTF-8); at once when ``ready`` said so."""
 
     async def close(self, code: int, reason: str) -> None:
         """Close the connection, promptly even if the client does not read."""
 
 
 class Subscriber:
-    """One WebSocket connection: what it follows and what waits to be sent."""
+    """One WebSocket connection: what it follows and what is its alone."""
 
     def __init__(
-        self, outlet: Outlet, *, backlog: int, stall: float, interval: float = 0.0
+        self, outlet: Outlet, *, backlog: int, stall: float, wake: Callable[[Subscriber], None]
     ) -> None:
         self.outlet = outlet
         self.symbols: set[str] = set()
@@ -56,18 +64,17 @@ class Subscriber:
         #: Order events dropped while lagging, not yet reported.
         self.missed_orders = 0
         self.closed = False
-        self._backlog = backlog
+        #: The fan-out group of the symbols it follows (None: it follows none).
+        self.group: Group | None = None
+        #: Where in its group's pending messages its share begins (it joined
+        #: the group after the ones before, or has them already).
+        self.start = 0
+        #: Its own texts, each with the number of group messages before it.
+        self.own: list[tuple[int, str]] = []
+        self.backlog = backlog
+        self._own_bytes = 0
         self._stall = stall
-        self._interval = interval
-        #: Loop time before which no frame is sent (what comes meanwhile joins it).
-        self._next_frame = 0.0
-        self._queue: deque[str] = deque()
-        self._queued = 0
-        #: Messages in the queue (an item may hold several, comma-joined).
-        self._queued_messages = 0
-        #: The symbols it follows, as the key of its fan-out group.
-        self.group: frozenset[str] = frozenset()
-        self._wake = asyncio.Event()
+        self._wake = wake
         self._watchdog: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[None] | None = None
         self._op_tokens = OPS_PER_SECOND
@@ -75,27 +82,26 @@ class Subscriber:
 
     @property
     def unread(self) -> int:
-        """Bytes queued or written and not yet taken by the client."""
-        return self._queued + self.outlet.unsent_bytes()
+        """Bytes waiting here or written and not yet taken by the client."""
+        return self._own_bytes + self.outlet.unsent_bytes()
 
     def push(self, text: str) -> None:
         """Queue a reply whatever the backlog; past the backlog, start
         lagging all the same, so that a client that sends ops and reads
         nothing is closed after a stall."""
         self._enqueue(text)
-        if not self.lagging and self.unread > self._backlog:
-            self._start_lagging()
+        if not self.lagging and self.unread > self.backlog:
+            self.start_lagging()
 
-    def offer(self, text: str, messages: int = 1) -> bool:
-        """Queue feed messages (``messages`` of them, comma-joined in
-        ``text``) unless that would pass the backlog, in which case start
-        lagging; False when ``text`` was dropped."""
+    def offer(self, text: str) -> bool:
+        """Queue a feed message of its own unless that would pass the
+        backlog, in which case start lagging; False when ``text`` was dropped."""
         if self.lagging:
             return False
-        if self.unread + len(text) > self._backlog:
-            self._start_lagging()
+        if self.unread + len(text) > self.backlog:
+            self.start_lagging()
             return False
-        self._enqueue(text, messages)
+        self._enqueue(text)
         return True
 
     def offer_order(self, text: str) -> None:
@@ -113,36 +119,46 @@ class Subscriber:
         self._op_tokens -= 1
         return True
 
-    async def pump(self, resync: Callable[[Subscriber], list[str]]) -> None:
-        """Send what is queued until closed; after lagging, once the client
-        has taken everything, queue what ``resync`` gives (fresh snapshots)."""
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(ConnectionError):
-            while not self.closed:
-                await self._wake.wait()
-                wait = self._next_frame - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._wake.clear()
-                if self._queue and not self.closed:
-                    self._next_frame = loop.time() + self._interval
-                    await self.outlet.send(self._take_frame())
-                if self.lagging and not self._queue:
-                    await self._recover(resync)
+    def take(self, shared: list[str]) -> list[str]:
+        """Its texts and its share of ``shared`` (its group's pending
+        messages) in the order they were published; nothing is left here."""
+        texts: list[str] = []
+        at = self.start
+        for position, text in self.own:
+            if position > at:
+                texts.extend(shared[at:position])
+                at = position
+            texts.append(text)
+        texts.extend(shared[at:])
+        self.own = []
+        self._own_bytes = 0
+        self.start = 0
+        return texts
 
-    def _take_frame(self) -> str:
-        """Everything queued, as one frame: the one message itself, or a
-        JSON array of the messages in order."""
-        texts = list(self._queue)
-        alone = self._queued_messages == 1
-        self._queue.clear()
-        self._queued = self._queued_messages = 0
-        return texts[0] if alone else "[" + ",".join(texts) + "]"
+    def hold(self, texts: list[str], position: int) -> None:
+        """Keep ``texts`` (taken, not yet sent) as its own, before the group
+        messages from ``position`` on."""
+        self.own = [(position, text) for text in texts]
+        self._own_bytes = sum(len(text) for text in texts)
+        self.start = position
+
+    def start_lagging(self) -> None:
+        """Drop market messages until the client has read everything."""
+        self.lagging = True
+        self._wake(self)  # the fan-out watches for the client to catch up
+        self._watch_for(self.unread)
+
+    def catch_up(self, texts: list[str]) -> None:
+        """The client has taken everything: follow again from ``texts``
+        (a fresh snapshot of each symbol it follows)."""
+        self._stop_watching()
+        self.lagging = False
+        for text in texts:
+            self._enqueue(text)
 
     def stop(self) -> None:
         """Send nothing more: the connection is gone or going."""
         self.closed = True
-        self._wake.set()
         self._stop_watching()
 
     async def close(self, code: int, reason: str) -> None:
@@ -151,19 +167,15 @@ class Subscriber:
             self.stop()
             await self.outlet.close(code, reason)
 
-    def _enqueue(self, text: str, messages: int = 1) -> None:
-        self._queue.append(text)
-        self._queued += len(text)
-        self._queued_messages += messages
-        self._wake.set()
-
-    def _start_lagging(self) -> None:
-        self.lagging = True
-        self._wake.set()  # the pump watches for the client to catch up
-        self._watch_for(self.unread)
+    def _enqueue(self, text: str) -> None:
+        group = self.group
+        self.own.append((len(group.pending) if group is not None else 0, text))
+        self._own_bytes += len(text)
+        self._wake(self)
 
     def _watch_for(self, unread: int) -> None:
         loop = asyncio.get_running_loop()
+        self._stop_watching()
         self._watchdog = loop.call_later(self._stall, self._check_progress, unread)
 
     def _stop_watching(self) -> None:
@@ -181,13 +193,3 @@ class Subscriber:
             self._closing = asyncio.get_running_loop().create_task(
                 self.close(CLOSE_POLICY, "too slow")
             )
-
-    async def _recover(self, resync: Callable[[Subscriber], list[str]]) -> None:
-        while self.outlet.unsent_bytes() and not self.closed:
-            await asyncio.sleep(DRAIN_POLL)
-        if self.closed:
-            return
-        self._stop_watching()
-        self.lagging = False
-        for text in resync(self):
-            self._enqueue(text)

@@ -82,8 +82,17 @@ class _Connection:
             return 0
         return transport.get_write_buffer_size()
 
-    async def send(self, text: str) -> None:
-        await self._ws.send_str(text)
+    def ready(self, size: int) -> bool:
+        """Writing ``size`` bytes keeps the transport under its high-water
+        mark (or it holds nothing yet), so aiohttp writes without waiting."""
+        transport = self._request.transport
+        if transport is None or transport.is_closing():
+            return True  # the send fails at once, and the subscriber leaves
+        buffered = transport.get_write_buffer_size()
+        return not buffered or buffered + size <= transport.get_write_buffer_limits()[1]
+
+    async def send(self, frame: bytes) -> None:
+        await self._ws.send_frame(frame, WSMsgType.TEXT)
 
     async def close(self, code: int, reason: str) -> None:
         """The closing handshake; then, if the client has not taken all it
@@ -167,12 +176,10 @@ class _Routes:
         if subscriber is None:  # filled up while this one was upgraded
             await connection.close(CLOSE_TRY_AGAIN_LATER, "too many subscribers")
             return ws
-        pump = asyncio.create_task(self._feed.pump(subscriber))
         try:
             await self._read(ws, subscriber)
         finally:
             self._feed.leave(subscriber)
-            pump.cancel()
         return ws
 
     async def _read(self, ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
