@@ -5,11 +5,11 @@ environment variable, the default, the check of a given value, the
 places, those copies drifted apart; derived from one, they cannot.
 
 An option is declared on its ``ServerConfig`` field, as the field's
-metadata (``field(default=…, metadata=option(…))``); this module is the
-vocabulary of those declarations and what turns them into argparse
-arguments and a markdown table. It imports only the standard library, so
-the server's configuration can use it and ``bourse serve --help`` stays
-fast.
+metadata (the field is made by ``setting(default, help, parse)``); this
+module is the vocabulary of those declarations and what turns them into
+argparse arguments and a markdown table. It imports only the standard
+library, so the server's configuration can use it and ``bourse serve
+--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, Field, dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 #: The metadata key under which a dataclass field carries its ``Option``.
 OPTION = "bourse.option"
@@ -29,6 +29,8 @@ OPTION = "bourse.option"
 ENVIRONMENT_PREFIX = "BOURSE_"
 
 MAX_PORT = 65535
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +47,29 @@ class Option:
     default_text: str | None = None
 
 
-def option(
+def setting(
+    default: _T,
     help_text: str,
     parse: Callable[[str], Any] = str,
     *,
     secret: bool = False,
     default_text: str | None = None,
-) -> Mapping[str, Option]:
-    """Field metadata that makes a dataclass field a ``bourse serve`` option."""
-    return {OPTION: Option(help_text, parse, secret=secret, default_text=default_text)}
+) -> _T:
+    """A dataclass field that is a ``bourse serve`` option, and its default."""
+    return field(default=default, metadata={OPTION: Option(help_text, parse, secret, default_text)})
+
+
+def computed_setting(
+    default: Callable[[], _T],
+    help_text: str,
+    parse: Callable[[str], Any] = str,
+    *,
+    default_text: str,
+) -> _T:
+    """An option whose default is computed on this machine when the field
+    is made: ``default_text`` says in words what it is."""
+    option = Option(help_text, parse, default_text=default_text)
+    return field(default_factory=default, metadata={OPTION: option})
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import contextlib
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -31,9 +32,8 @@ SYMBOLS = ("AAA", "BBB")
 QUERIES_PER_REQUEST = 200
 
 
-@dataclass(slots=True)
-class Fill:
-    """One execution as a client saw it."""
+class Fill(NamedTuple):
+    """One execution as a client saw it: its ``<executed>``'s attributes."""
 
     shares: str
     price: str

@@ -52,16 +52,29 @@ def expected_results(request: bytes) -> int:
     return sum(len(child) if child.tag == "symbol" else 1 for child in root)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplaySettings:
+    """Where the files are and where to send them."""
+
+    directory: Path
+    host: str = "localhost"
+    port: int = 12345
+    clients: int = 1
+    timeout: float = 600.0
+
+
 @dataclass(slots=True)
 class Tally:
     """Replies checked so far against what their requests asked for."""
 
     checked: int = 0
     missing: int = 0
+    #: Why connections failed or time ran out (their unanswered requests count
+    #: as missing).
+    failures: list[str] = field(default_factory=list)
     malformed: int = 0
     opened: int = 0
     errors: int = 0
-    failures: list[str] = field(default_factory=list)
 
     def add(self, requests: list[bytes], replies: list[bytes]) -> None:
         """Check each reply against its request, in order."""
@@ -87,17 +100,6 @@ class Tally:
     def ok(self) -> bool:
         """Every reply came and was well-formed."""
         return not (self.missing or self.malformed)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaySettings:
-    """Where the files are and where to send them."""
-
-    directory: Path
-    host: str = "localhost"
-    port: int = 12345
-    clients: int = 1
-    timeout: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)

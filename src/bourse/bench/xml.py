@@ -10,33 +10,37 @@ Escaping and the length line are the protocol's own (``protocol.xmltext``,
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from bourse.core.commands import (
-    AddShares,
-    CancelOrder,
-    CreateAccount,
-    CreateRequest,
-    PlaceOrder,
-    QueryOrder,
-    Rejected,
-    TransactionCommand,
-    TransactionsRequest,
-)
+from bourse.core.commands import AddShares, CancelOrder, CreateAccount, PlaceOrder, QueryOrder
 from bourse.core.money import format_decimal
 from bourse.protocol.framing import frame_request as frame
 from bourse.protocol.xmltext import attributes
 
+if TYPE_CHECKING:
+    from bourse.core.commands import (
+        CreateCommand,
+        CreateRequest,
+        TransactionCommand,
+        TransactionsRequest,
+    )
+
 __all__ = ["create_xml", "frame", "transactions_xml"]
 
 
+#: The element each kind of ``<transactions>`` child is written as.
+_TRANSACTION_TAGS: dict[type[TransactionCommand], str] = {
+    PlaceOrder: "order",
+    QueryOrder: "query",
+    CancelOrder: "cancel",
+}
+
+
 def _transaction_child(command: TransactionCommand) -> str:
-    if isinstance(command, PlaceOrder):
-        return f"<order{attributes(command.echo)}/>"
-    if isinstance(command, QueryOrder):
-        return f"<query{attributes(command.echo)}/>"
-    if isinstance(command, CancelOrder):
-        return f"<cancel{attributes(command.echo)}/>"
-    raise ValueError(f"cannot write {command!r}")
+    tag = _TRANSACTION_TAGS.get(type(command))
+    if tag is None:
+        raise ValueError(f"cannot write {command!r}")
+    return f"<{tag}{attributes(command.echo)}/>"
 
 
 def transactions_xml(request: TransactionsRequest) -> bytes:
@@ -46,24 +50,23 @@ def transactions_xml(request: TransactionsRequest) -> bytes:
     return f"<transactions{root}>{children}</transactions>".encode()
 
 
+def _create_child(command: CreateCommand) -> str:
+    if isinstance(command, CreateAccount):
+        balance = format_decimal(command.balance)
+        return f"<account{attributes((('id', command.account_id), ('balance', balance)))}/>"
+    if isinstance(command, AddShares):
+        return (
+            f"<symbol{attributes((('sym', command.symbol),))}>"
+            f"<account{attributes((('id', command.account_id),))}>"
+            f"{format_decimal(command.shares)}</account></symbol>"
+        )
+    raise ValueError(f"cannot write {command!r}")
+
+
 def create_xml(request: CreateRequest, children_per_request: int = 1000) -> Iterator[bytes]:
     """``<create>`` documents holding the request's commands, in order, at
     most ``children_per_request`` commands each."""
     commands = request.commands
     for start in range(0, len(commands), children_per_request):
-        parts = []
-        for command in commands[start : start + children_per_request]:
-            if isinstance(command, CreateAccount):
-                balance = format_decimal(command.balance)
-                parts.append(
-                    f"<account{attributes((('id', command.account_id), ('balance', balance)))}/>"
-                )
-            elif isinstance(command, AddShares):
-                parts.append(
-                    f"<symbol{attributes((('sym', command.symbol),))}>"
-                    f"<account{attributes((('id', command.account_id),))}>"
-                    f"{format_decimal(command.shares)}</account></symbol>"
-                )
-            elif isinstance(command, Rejected):
-                raise ValueError(f"cannot write {command!r}")
-        yield f"<create>{''.join(parts)}</create>".encode()
+        children = "".join(map(_create_child, commands[start : start + children_per_request]))
+        yield f"<create>{children}</create>".encode()

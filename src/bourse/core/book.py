@@ -53,10 +53,10 @@ class Order:
         self.account_id = account_id
         self.symbol = symbol
         self.amount = amount
-        self.limit = limit
-        self.created_at = created_at
         self.is_buy = is_buy = amount > ZERO
         self.open_shares = amount if is_buy else amount.copy_negate()
+        self.limit = limit
+        self.created_at = created_at
         self.canceled_shares = ZERO
         self.canceled_at: int | None = None
         self.executions: list[Execution] = []

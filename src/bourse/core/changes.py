@@ -40,7 +40,8 @@ class AccountRow:
 
 @dataclass(slots=True)
 class PositionRow:
-    """``positions(account_id, symbol, shares)``: shares not held by sells."""
+    """``positions(account_id, symbol, shares)``: the shares an account holds,
+    not counting those its open sells hold."""
 
     account_id: str
     symbol: str

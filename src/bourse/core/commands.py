@@ -58,19 +58,23 @@ class PlaceOrder:
 
 
 @dataclass(slots=True)
-class QueryOrder:
-    """``<query id/>``."""
+class OrderReference:
+    """A command naming one of the account's own orders by id (another
+    account's order is answered as if it did not exist)."""
 
     order_id: int
     echo: Attrs
 
 
 @dataclass(slots=True)
-class CancelOrder:
-    """``<cancel id/>``."""
+class QueryOrder(OrderReference):
+    """``<query id/>``."""
 
-    order_id: int
-    echo: Attrs
+
+@dataclass(slots=True)
+class CancelOrder(OrderReference):
+    """``<cancel id/>``: cancel the shares of the order still open (an order
+    with none left open is refused)."""
 
 
 @dataclass(slots=True)

@@ -28,7 +28,8 @@ class AccountCreated:
 
 @dataclass(slots=True)
 class SharesCreated:
-    """``<created sym id/>``."""
+    """``<created sym id/>``: the shares were placed in the account, ``symbol``
+    created first if it was new."""
 
     symbol: str
     account_id: str
@@ -107,17 +108,20 @@ class OrderState:
 
 
 @dataclass(slots=True)
-class Status:
-    """``<status id>`` answering a query."""
+class OrderReport:
+    """An answer reporting one order's history (``OrderState``)."""
 
     state: OrderState
 
 
 @dataclass(slots=True)
-class Canceled:
-    """``<canceled id>`` answering a cancel."""
+class Status(OrderReport):
+    """``<status id>`` answering a query."""
 
-    state: OrderState
+
+@dataclass(slots=True)
+class Canceled(OrderReport):
+    """``<canceled id>`` answering a cancel."""
 
 
 @dataclass(slots=True)

@@ -83,8 +83,7 @@ def _read_create(root: etree._Element, limits: ReaderLimits) -> CreateRequest | 
     """``<create>``: accounts and symbol placements, in document order."""
     if len(root.attrib):
         return _attributes_error(root, ())
-    problem = _text_problem(root)
-    if problem is not None:
+    if (problem := _text_problem(root)) is not None:
         return problem
     commands: list[CreateCommand] = []
     for child in root:
@@ -119,8 +118,7 @@ def _read_transactions(
         return _attributes_error(
             root, _ID_TOKEN_ATTRIBUTES if limits.accept_token else _ID_ATTRIBUTE
         )
-    problem = _text_problem(root)
-    if problem is not None:
+    if (problem := _text_problem(root)) is not None:
         return problem
     if len(root) == 0:
         return RequestError(ErrorCode.EMPTY_TRANSACTIONS)
@@ -151,8 +149,7 @@ def _read_transaction_child(child: etree._Element) -> TransactionCommand | Reque
 
 def _read_new_account(element: etree._Element) -> CreateCommand | RequestError:
     """``<account id balance/>``: a new account and its opening balance."""
-    problem = _leaf_problem(element)
-    if problem is not None:
+    if (problem := _leaf_problem(element)) is not None:
         return problem
     account_id = element.get("id")
     balance_text = element.get("balance")
@@ -170,8 +167,7 @@ def _read_new_account(element: etree._Element) -> CreateCommand | RequestError:
 
 def _read_symbol(element: etree._Element) -> list[CreateCommand] | RequestError:
     """``<symbol sym>`` with one command per ``<account id>NUM</account>``."""
-    problem = _text_problem(element)
-    if problem is not None:
+    if (problem := _text_problem(element)) is not None:
         return problem
     if len(element) == 0:
         return RequestError(ErrorCode.INVALID_REQUEST, "<symbol> needs at least one <account>")
@@ -195,8 +191,7 @@ def _refuse_each_placement(
     attributes are wrong, so that the results still count one per pair."""
     placements: list[CreateCommand] = []
     for child in element:
-        problem = _placement_problem(child)
-        if problem is not None:
+        if (problem := _placement_problem(child)) is not None:
             return problem
         placements.append(Rejected(code, symbol_echo + _present(child, _ID_ATTRIBUTE)))
     return placements
@@ -213,8 +208,7 @@ def _placement_problem(element: etree._Element) -> RequestError | None:
 
 def _read_placement(symbol: str, element: etree._Element) -> CreateCommand | RequestError:
     """``<account id>NUM</account>`` inside ``<symbol>``: shares to place."""
-    problem = _placement_problem(element)
-    if problem is not None:
+    if (problem := _placement_problem(element)) is not None:
         return problem
     account_id = element.get("id")
     if account_id is None or len(element.attrib) != 1:
@@ -236,8 +230,7 @@ def _read_placement(symbol: str, element: etree._Element) -> CreateCommand | Req
 
 def _read_order(element: etree._Element) -> TransactionCommand | RequestError:
     """``<order sym amount limit/>``, echoing the three texts as sent."""
-    problem = _leaf_problem(element)
-    if problem is not None:
+    if (problem := _leaf_problem(element)) is not None:
         return problem
     symbol = element.get("sym")
     amount_text = element.get("amount")
@@ -262,8 +255,7 @@ def _read_order_reference(
     command: type[QueryOrder] | type[CancelOrder],
 ) -> TransactionCommand | RequestError:
     """``<query id/>`` or ``<cancel id/>``."""
-    problem = _leaf_problem(element)
-    if problem is not None:
+    if (problem := _leaf_problem(element)) is not None:
         return problem
     order_text = element.get("id")
     if order_text is None or len(element.attrib) != 1:

@@ -65,9 +65,9 @@ class EngineCounters:
 
     applied: int = 0
     refused: int = 0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
     orders: int = 0
     fills: int = 0
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 class Metrics:

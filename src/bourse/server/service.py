@@ -76,15 +76,17 @@ class _Batch:
     standings: tuple[Standing, ...] | None = None
 
 
-@dataclass(slots=True)
 class BatchStats:
     """Running figures of committed batches, reset when reported."""
 
-    batches: int = 0
-    requests: int = 0
-    largest: int = 0
-    commit_seconds: float = 0.0
-    slowest_commit: float = 0.0
+    __slots__ = ("batches", "commit_seconds", "largest", "requests", "slowest_commit")
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.batches = self.requests = self.largest = 0
+        self.commit_seconds = self.slowest_commit = 0.0
 
     def record(self, requests: int, seconds: float) -> None:
         """Count one committed batch of ``requests`` that took ``seconds``."""
@@ -103,8 +105,7 @@ class BatchStats:
             f"(max {self.largest}), commit {1000 * self.commit_seconds / self.batches:.2f} ms "
             f"mean, {1000 * self.slowest_commit:.2f} ms max"
         )
-        self.batches = self.requests = self.largest = 0
-        self.commit_seconds = self.slowest_commit = 0.0
+        self._reset()
         return line
 
 

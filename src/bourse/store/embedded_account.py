@@ -28,7 +28,7 @@ class ServiceAccount:
     name: str
     uid: int
     gid: int
-    groups: tuple[int, ...]
+    groups: frozenset[int]
 
 
 def service_account(pgdata: Path) -> ServiceAccount:
@@ -51,7 +51,7 @@ def service_account(pgdata: Path) -> ServiceAccount:
 
 
 def account_of(entry: pwd.struct_passwd) -> ServiceAccount:
-    groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    groups = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
     return ServiceAccount(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
 
 

@@ -15,10 +15,14 @@ from urllib.parse import quote
 
 import psutil  # type: ignore[import-untyped]
 
+#: Seconds between two looks at a process that is to exit.
+POLL_INTERVAL = 0.05
+
+# What a libpq URL of the server names: its port (where the pid file names
+# none), the role it connects as and the database.
 PORT = 5432
 SUPERUSER = "postgres"
 DATABASE = "postgres"
-POLL_INTERVAL = 0.05
 
 
 @dataclass(frozen=True, slots=True)

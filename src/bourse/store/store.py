@@ -23,7 +23,7 @@ from bourse.core.restore import restore_exchange
 from bourse.store.audit import audit_database
 from bourse.store.database import connection_pool, end_session, migrate
 from bourse.store.loader import load_state
-from bourse.store.writer import BatchWriter
+from bourse.store.writer import BatchWriter, StatementSent
 
 
 class Store:
@@ -57,11 +57,7 @@ class Store:
         await migrate(self._database)
 
     async def write(
-        self,
-        batch_id: int,
-        requests: int,
-        changes: ChangeSet,
-        statement_sent: Callable[[int], None],
+        self, batch_id: int, requests: int, changes: ChangeSet, statement_sent: StatementSent
     ) -> None:
         """Commit one batch (see ``writer.BatchWriter.write``)."""
         await self._writer.write(batch_id, requests, changes, statement_sent)

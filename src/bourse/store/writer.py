@@ -38,6 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bourse.core.changes import ChangeSet
 
+#: Called with the session's server process id just before a batch's
+#: statement goes out: from then on, its outcome is in doubt until that
+#: session has ended.
+StatementSent = Callable[[int], None]
+
 _WRITE_BATCH = """
 WITH new_batch AS (
   INSERT INTO batches (id, requests) VALUES ($1, $2)
@@ -99,11 +104,7 @@ class BatchWriter:
         self._session: Any = None
 
     async def write(
-        self,
-        batch_id: int,
-        requests: int,
-        changes: ChangeSet,
-        statement_sent: Callable[[int], None],
+        self, batch_id: int, requests: int, changes: ChangeSet, statement_sent: StatementSent
     ) -> None:
         """Write ``changes`` as batch ``batch_id``, atomically and durably.
 
