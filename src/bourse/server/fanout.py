@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between checks of a subscriber that is waiting for its client to read.
 DRAIN_POLL = 0.05
+#: Frames written before the loop is let to serve other connections.
+SENDS_PER_TURN = 32
 
 
 class Group:
@@ -207,7 +209,11 @@ class FanOut:
             self._owed.add(subscriber)
 
     async def _send(self, frames: list[tuple[Subscriber, bytes]]) -> None:
-        for subscriber, frame in frames:
+        """Write the frames, letting the loop serve its other connections
+        (the XML port first of all) every ``SENDS_PER_TURN`` of them."""
+        for count, (subscriber, frame) in enumerate(frames, 1):
+            if count % SENDS_PER_TURN == 0:
+                await asyncio.sleep(0)
             if not subscriber.closed:
                 try:
                     await subscriber.outlet.send(frame)
