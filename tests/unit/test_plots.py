@@ -1,5 +1,6 @@
-"""The scalability graphs and report text from a hand-made summary, so
-their shape is checked without running any server."""
+"""The graphs of a plain ``bourse scale`` series from a hand-made summary,
+so their shape is checked without running any server (the report's own
+figures and text: ``test_report.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from bourse.bench.plots import latency_figure, save_plots, throughput_figure
-from bourse.bench.report import generated_analysis, speedups, table_rows
 
 
 def _summary() -> dict[str, Any]:
@@ -58,13 +58,3 @@ def test_saves_png_and_svg(tmp_path: Path) -> None:
         "throughput.svg",
     ]
     assert all(path.stat().st_size > 1000 for path in written)
-
-
-def test_analysis_and_table_give_speed_up_and_failures() -> None:
-    summary = _summary()
-    assert speedups(summary) == [1.0, 1.8, 2.0]
-    text = generated_analysis(summary)
-    assert "2 cores: 1,800 ± 180 orders/s, speed-up 1.80x vs 1 core, p99 3.00 ms" in text
-    assert "CHECKS FAILED" in text
-    assert "Peak throughput 2,000 orders/s at 3 cores." in text
-    assert table_rows(summary)[2] == ["3", "2,000 ± 200", "2.00", "4.50", "4.50", "4.50", "FAILED"]

@@ -1,10 +1,11 @@
 """Graphs of a scalability summary (``scale.summarize``): throughput and
-latency against cores.
+latency against cores; and the style every graph of the report shares.
 
-They live apart from the experiment so that ``bourse report`` draws exactly
-the figures ``bourse scale`` saved, from the JSON alone, without rerunning
-anything. Figures are built with the object API on the Agg backend, so no
-display and no global pyplot state are needed.
+They live apart from the experiment so that a graph is drawn from the
+JSON alone, without rerunning anything. Figures are built with the object
+API on the Agg backend, so no display and no global pyplot state are
+needed; SVG keeps its text as text (``svg.fonttype = none``), so a
+figure's words can be searched in the report and its PDF.
 """
 
 from __future__ import annotations
@@ -13,13 +14,49 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 matplotlib.use("Agg")
+matplotlib.rcParams.update(
+    {
+        "svg.fonttype": "none",
+        "font.size": 8,
+        "axes.titlesize": 9,
+        "axes.labelsize": 8,
+        "legend.fontsize": 7.5,
+        "xtick.labelsize": 7.5,
+        "ytick.labelsize": 7.5,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 SHOWN_LATENCIES = ("p50", "p99", "p99.9")
 FORMATS = ("png", "svg")
 SIZE = (7.0, 4.5)
+#: One colour per series name, the same in every figure.
+COLOURS = {
+    "--workers 0": "#1f77b4",
+    "--workers = cores": "#ff7f0e",
+    "default --workers": "#2ca02c",
+    "null server": "#7f7f7f",
+}
+OTHER_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def colour(series: str) -> str:
+    """The colour of a series (fixed workers counts get the spare ones)."""
+    if series in COLOURS:
+        return COLOURS[series]
+    return OTHER_COLOURS[sum(map(ord, series)) % len(OTHER_COLOURS)]
+
+
+def style_axes(axes: Axes, title: str | None = None) -> None:
+    """A light grid and a left-aligned title."""
+    axes.grid(alpha=0.3, linewidth=0.6)
+    if title:
+        axes.set_title(title, loc="left")
 
 
 def _cores(summary: dict[str, Any]) -> list[int]:
@@ -73,11 +110,10 @@ def _spread_figure(
     axes.set_ylabel(ylabel)
     axes.set_xticks(cores)
     axes.set_ylim(bottom=0)
-    axes.set_title(title, loc="left")
+    style_axes(axes, title)
     axes.set_title(_subtitle(summary), loc="right", fontsize="small")
     if None not in series:
         axes.legend()
-    axes.grid(alpha=0.3)
     figure.tight_layout()
     return figure
 
