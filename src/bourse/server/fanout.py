@@ -172,11 +172,8 @@ class FanOut:
                 shared = frame_of(group.pending)
             if subscriber.unread + len(shared) > subscriber.backlog:
                 subscriber.start_lagging()
-            elif subscriber.outlet.ready(len(shared)):
-                frames.append((subscriber, shared))
             else:
-                subscriber.hold(list(group.pending), 0)
-                self._owed.add(subscriber)
+                self._hand_over(subscriber, shared, group.pending, frames)
 
     def _collect_own(
         self, subscriber: Subscriber, pending: list[str], frames: list[tuple[Subscriber, bytes]]
@@ -199,13 +196,23 @@ class FanOut:
             elif subscriber.lagging:
                 self._owed.add(subscriber)
             return
-        frame = frame_of(texts)
+        self._hand_over(subscriber, frame_of(texts), texts, frames)
+        if subscriber.lagging:
+            self._owed.add(subscriber)
+
+    def _hand_over(
+        self,
+        subscriber: Subscriber,
+        frame: bytes,
+        texts: list[str],
+        frames: list[tuple[Subscriber, bytes]],
+    ) -> None:
+        """Send ``frame`` this tick if the connection has room for it; else
+        keep its ``texts`` for a later tick."""
         if subscriber.outlet.ready(len(frame)):
             frames.append((subscriber, frame))
         else:
             subscriber.hold(texts, 0)
-            self._owed.add(subscriber)
-        if subscriber.lagging:
             self._owed.add(subscriber)
 
     async def _send(self, frames: list[tuple[Subscriber, bytes]]) -> None:
