@@ -54,6 +54,7 @@ from bourse.bench.workload import WorkloadShape, setup_request, transaction_stre
 from bourse.core.changes import ChangeSet
 from bourse.core.exchange import Exchange
 from bourse.store.database import CONNECT_TIMEOUT, connection_pool, migrate
+from bourse.store.fence import SessionId
 from bourse.store.writer import BatchWriter
 from tests.databases import EXTERNAL_URL_VARIABLE, external_url, fresh_database
 
@@ -224,7 +225,7 @@ def open_engine(url: str, driver: str) -> AsyncEngine:
     )
 
 
-def _statement_sent(server_pid: int) -> None:
+def _statement_sent(session: SessionId) -> None:
     """No client waits on a benchmark batch."""
 
 

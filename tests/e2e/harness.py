@@ -63,17 +63,35 @@ def _pump(server: ServerProcess, listening: threading.Event) -> None:
     listening.set()
 
 
-@contextmanager
-def running_server(database_url: str | None, *extra: str) -> Iterator[ServerProcess]:
-    """Start ``bourse serve`` on a free loopback port, storing into
-    ``database_url`` (None: the embedded default, given ``--data-dir`` in
-    ``extra``); the web view on a free port unless ``extra`` says otherwise;
-    kill it afterwards if it is still running."""
+def serve_command(database_url: str | None, *extra: str) -> list[str]:
+    """``bourse serve`` on a free loopback port, storing into ``database_url``
+    (None: the embedded default, given ``--data-dir`` in ``extra``), the web
+    view on a free port unless ``extra`` says otherwise."""
     database = [] if database_url is None else ["--database-url", database_url]
     web = [] if "--http-port" in extra else ["--http-port", "0"]
-    command = [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *database, *web, *extra]
-    with running_command(command) as server:
+    return [str(BOURSE), "serve", "--host", "127.0.0.1", "--port", "0", *database, *web, *extra]
+
+
+@contextmanager
+def running_server(database_url: str | None, *extra: str) -> Iterator[ServerProcess]:
+    """Start ``serve_command(database_url, *extra)``; kill it afterwards if
+    it is still running."""
+    with running_command(serve_command(database_url, *extra)) as server:
         yield server
+
+
+def spawn(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[ServerProcess, threading.Event]:
+    """Start ``command`` (a server start); the event is set once it logs
+    where it listens (or exits)."""
+    process = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    server = ServerProcess(process)
+    listening = threading.Event()
+    threading.Thread(target=_pump, args=(server, listening), daemon=True).start()
+    return server, listening
 
 
 @contextmanager
@@ -82,20 +100,15 @@ def running_command(
 ) -> Iterator[ServerProcess]:
     """Run ``command`` (a server start) until it logs where it listens;
     kill it afterwards if it is still running."""
-    process = subprocess.Popen(
-        command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    )
-    server = ServerProcess(process)
-    listening = threading.Event()
-    threading.Thread(target=_pump, args=(server, listening), daemon=True).start()
+    server, listening = spawn(command, env)
     try:
         if not listening.wait(30) or not server.port:
             raise RuntimeError("server did not start:\n" + "".join(server.log))
         yield server
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        if server.process.poll() is None:
+            os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait()
 
 
 def frame_line(xml: bytes) -> bytes:

@@ -22,6 +22,7 @@ from bourse.core.commands import Request
 from bourse.core.errors import ErrorCode
 from bourse.core.results import Opened, Result
 from bourse.server.service import ExchangeService
+from bourse.store.fence import SessionId
 from bourse.store.store import Store
 from tests.builders import account, create, order, shares, transactions
 
@@ -46,7 +47,7 @@ class SlowStore(Store):
         batch_id: int,
         requests: int,
         changes: ChangeSet,
-        statement_sent: Callable[[int], None],
+        statement_sent: Callable[[SessionId], None],
     ) -> None:
         self.batch_rows.append(changes.row_count())
         await asyncio.sleep(changes.row_count() * SECONDS_PER_ROW)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import Enum, auto
 
 from bourse.core.changes import (
@@ -27,9 +28,17 @@ from bourse.core.changes import (
 )
 from bourse.core.exchange import Exchange
 from bourse.core.restore import restore_exchange
+from bourse.store.fence import FencedOutError, SessionId
+from bourse.store.replication import Replication
 
-#: The database session id a write reports when its statement is sent.
-SESSION_PID = 4242
+#: The database session a write reports when its statement is sent.
+SESSION = SessionId(4242, datetime(2026, 1, 2, tzinfo=UTC))
+SESSION_PID = SESSION.pid
+
+#: A primary with one synchronous standby streaming.
+SYNCHRONOUS = Replication("*", "on", (("standby1", "sync"),))
+#: A primary without standbys.
+UNREPLICATED = Replication("", "on", ())
 
 
 class Write(Enum):
@@ -62,6 +71,10 @@ class FakeStore:
         self.failing_loads = 0
         #: Loads still to hang for ever before one succeeds.
         self.hanging_loads = 0
+        #: Who holds the writer's lock, when another bourse does.
+        self.held_by: str | None = None
+        #: What ``replication`` reports.
+        self.replicated = UNREPLICATED
         self._symbols: list[str] = []
         self._accounts: dict[str, AccountRow] = {}
         self._positions: dict[tuple[str, str], PositionRow] = {}
@@ -78,6 +91,16 @@ class FakeStore:
     def _reach(self) -> None:
         if self.down:
             raise ConnectionRefusedError("the database is down")
+
+    # An outage shows in loads and writes; the lock and the replication
+    # are scripted on their own.
+
+    async def claim(self) -> None:
+        if self.held_by is not None:
+            raise FencedOutError(self.held_by)
+
+    async def replication(self) -> Replication:
+        return self.replicated
 
     async def migrate(self) -> None:
         self.calls.append("migrate")
@@ -111,7 +134,7 @@ class FakeStore:
         batch_id: int,
         requests: int,
         changes: ChangeSet,
-        statement_sent: Callable[[int], None],
+        statement_sent: Callable[[SessionId], None],
     ) -> None:
         self.calls.append(f"write {batch_id}")
         if self.hold is not None:
@@ -120,7 +143,7 @@ class FakeStore:
         outcome = self.writes.popleft() if self.writes else Write.COMMIT
         if outcome is Write.FAIL_BEFORE_SENDING:
             raise ConnectionRefusedError("no connection")
-        statement_sent(SESSION_PID)
+        statement_sent(SESSION)
         await asyncio.sleep(self.write_seconds)
         if outcome is Write.NEVER_ANSWERS:
             await asyncio.Event().wait()
@@ -145,6 +168,6 @@ class FakeStore:
     async def revive(self) -> None:
         self.calls.append("revive")
 
-    async def end_session(self, server_pid: int) -> None:
-        self.calls.append(f"end_session {server_pid}")
+    async def end_session(self, session: SessionId) -> None:
+        self.calls.append(f"end_session {session.pid}")
         self._reach()

@@ -30,8 +30,11 @@ from bourse.server.binding import bind_address
 from bourse.server.config import ServerConfig
 from bourse.server.service import ExchangeService
 from bourse.server.supervisor import Gateways
+from bourse.store.fence import SessionId
+from bourse.store.replication import Replication
 from bourse.store.store import Store
 from tests.builders import account, create
+from tests.unit.fake_store import UNREPLICATED
 
 #: A URL no test connects to: the stores here never reach a database.
 UNUSED_URL = "postgresql://bourse@/unused?host=/nonexistent"
@@ -208,12 +211,18 @@ class FirstCallsHangStore(Store):
     async def migrate(self) -> None:
         pass
 
+    async def claim(self) -> None:
+        pass
+
+    async def replication(self) -> Replication:
+        return UNREPLICATED
+
     async def write(
         self,
         batch_id: int,
         requests: int,
         changes: ChangeSet,
-        statement_sent: Callable[[int], None],
+        statement_sent: Callable[[SessionId], None],
     ) -> None:
         if self._called("write") == 1:
             raise ConnectionRefusedError("the database is down")

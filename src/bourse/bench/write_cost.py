@@ -29,6 +29,7 @@ import psutil  # type: ignore[import-untyped]
 from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
 from bourse.core.changes import ChangeSet, OrderRow
 from bourse.core.exchange import Exchange
+from bourse.store.fence import SessionId
 from bourse.store.store import Store
 
 #: The clock of the generated exchange: one request per second from here.
@@ -115,7 +116,7 @@ async def _timed(writes: Sequence[Callable[[], Awaitable[object]]]) -> tuple[flo
     return postgres_cpu_seconds() - cpu, time.perf_counter() - wall
 
 
-def _ignore_session(server_pid: int) -> None:
+def _ignore_session(session: SessionId) -> None:
     """Nobody waits on a measured batch."""
 
 

@@ -81,7 +81,8 @@ class ExchangeServer:
         committer = asyncio.create_task(self.service.run(), name="committer")
         committer.add_done_callback(self._committer_stopped)
         reporter = asyncio.create_task(self._report_stats(), name="stats")
-        tasks = [committer, reporter]
+        replication = asyncio.create_task(self.service.watch_replication(), name="replication")
+        tasks = [committer, reporter, replication]
         if self.config.leaderboard:
             standings = self.service.publisher.keep_standings(self.service.committed_exchange)
             tasks.append(asyncio.create_task(standings, name="standings"))
@@ -193,6 +194,7 @@ def build_service(config: ServerConfig, store: Storage) -> ExchangeService:
         max_open_orders=config.max_open_orders or None,
         max_reply_fills=config.max_reply_fills or None,
         max_batch_rows=config.max_batch_rows,
+        require_sync_standby=config.require_sync_standby,
         publisher=MarketPublisher(leaderboard=config.leaderboard),
     )
 

@@ -68,9 +68,17 @@ class ServerConfig:
     )
     database_url: str | None = setting(
         None,
-        "PostgreSQL to use, e.g. `postgresql://user@host:5432/bourse`; without it, "
+        "PostgreSQL to use, e.g. `postgresql://user@host:5432/bourse`, or several hosts "
+        "of a replicated cluster, `postgresql://user@h1:5432,h2:5432/bourse` (bourse "
+        "writes to whichever accepts writes; see `docs/operations.md`); without it, "
         "an embedded PostgreSQL runs in `--data-dir`",
         secret=True,
+    )
+    require_sync_standby: bool = setting(
+        False,
+        "acknowledge nothing while the database has no synchronous standby streaming "
+        "(requests get `Exchange unavailable` instead): durability over availability",
+        switch,
     )
     workers: int = computed_setting(
         default_workers,

@@ -44,11 +44,23 @@ from bourse.server.metrics import Metrics
 from bourse.server.publisher import MarketPublisher
 from bourse.server.storage import Storage
 from bourse.server.tuning import tune_garbage_collector
+from bourse.store.fence import FencedOutError, SessionId
+from bourse.store.replication import Replication
 
 log = logging.getLogger(__name__)
 
-#: Seconds between attempts to reach the database while it is down.
+#: Seconds between attempts to reach the database while it is down (or
+#: held by another bourse, or without the synchronous standby required).
 RETRY_INTERVAL = 0.5
+
+#: Seconds between two looks at the database's replication while serving,
+#: and how long one look may take.
+REPLICATION_POLL = 0.5
+REPLICATION_TIMEOUT = 2.0
+
+
+class NoSyncStandbyError(Exception):
+    """A synchronous standby is required and none is streaming."""
 
 
 class Pending(Protocol):
@@ -147,7 +159,7 @@ class _CommitError(Exception):
     """A batch did not commit for sure. ``in_doubt`` names the server session
     whose COMMIT was sent without an answer (None: nothing was committed)."""
 
-    def __init__(self, in_doubt: int | None) -> None:
+    def __init__(self, in_doubt: SessionId | None) -> None:
         super().__init__("commit failed")
         self.in_doubt = in_doubt
 
@@ -165,6 +177,7 @@ class ExchangeService:
         max_open_orders: int | None = None,
         max_reply_fills: int | None = None,
         max_batch_rows: int = 50_000,
+        require_sync_standby: bool = False,
         metrics: Metrics | None = None,
         publisher: MarketPublisher | None = None,
         clock: Callable[[], float] = time.time,
@@ -179,8 +192,13 @@ class ExchangeService:
         self._max_reply_fills = max_reply_fills
         self._max_batch_rows = max_batch_rows
         self._recovery_timeout = recovery_timeout
+        self._require_sync_standby = require_sync_standby
         self._clock = clock
         self._exchange: Exchange | None = None
+        #: True while requests are refused for want of a synchronous standby.
+        self._unprotected = False
+        self._replication: Replication | None = None
+        self._waiting_for = ""
         self._batch_id = 0
         self._filling = _Batch()
         self._closed: deque[_Batch] = deque()
@@ -191,16 +209,24 @@ class ExchangeService:
         self.stats = BatchStats()
 
     async def start(self) -> None:
-        """Bring the schema up to date and load the exchange."""
-        await self._store.migrate()
-        await self._load()
+        """Become the database's one writer, bring the schema up to date and
+        load the exchange. While another bourse writes to the database, or a
+        required synchronous standby is missing, wait; fail on anything else."""
+        while True:
+            try:
+                await self._load(migrate=True)
+            except (FencedOutError, NoSyncStandbyError) as reason:
+                self._note_waiting(reason)
+            else:
+                return
+            await asyncio.sleep(RETRY_INTERVAL)
 
     # the request path (synchronous: runs between two awaits of the loop)
 
     def submit(self, request: Request, pending: Pending) -> None:
         """Apply one request; ``pending`` is resolved once its reply may leave."""
         exchange = self._exchange
-        if exchange is None:
+        if exchange is None or self._unprotected:
             self._refuse(pending, ErrorCode.UNAVAILABLE)
             return
         limits = self._account_limits
@@ -289,7 +315,7 @@ class ExchangeService:
         assert changes is not None
         if not changes.is_empty():
             self._batch_id += 1
-            in_doubt: list[int] = []
+            in_doubt: list[SessionId] = []
             started = time.perf_counter()
             try:
                 await within_listening_time(
@@ -351,6 +377,8 @@ class ExchangeService:
                 await asyncio.wait_for(self._load(), timeout)
             except TimeoutError:
                 log.warning("a recovery step timed out; trying again")
+            except (FencedOutError, NoSyncStandbyError) as reason:
+                self._note_waiting(reason)
             except Exception as exc:
                 log.warning("database not reachable yet: %r", exc)
             else:
@@ -358,7 +386,12 @@ class ExchangeService:
                 return
             await asyncio.sleep(RETRY_INTERVAL)
 
-    async def _load(self) -> None:
+    async def _load(self, *, migrate: bool = False) -> None:
+        """Claim the database, check its replication, load the exchange."""
+        await self._store.claim()
+        if migrate:
+            await self._store.migrate()
+        await self._check_replication()
         exchange, last_batch_id = await self._store.load_exchange()
         exchange.max_open_orders = self._max_open_orders
         exchange.max_reply_fills = self._max_reply_fills
@@ -366,3 +399,36 @@ class ExchangeService:
         tune_garbage_collector()
         self.publisher.loaded(exchange)
         self._exchange = exchange
+        self._waiting_for = ""
+
+    def _note_waiting(self, reason: Exception) -> None:
+        """Say why the exchange waits, once per reason."""
+        if str(reason) != self._waiting_for:
+            self._waiting_for = str(reason)
+            log.warning("standing by: %s", reason)
+
+    # replication
+
+    async def _check_replication(self) -> None:
+        """Say what the replication is when it changes; raise ``NoSyncStandbyError``
+        if a synchronous standby is required and none streams."""
+        replication = await self._store.replication()
+        if replication != self._replication:
+            self._replication = replication
+            log.log(*replication.describe())
+        self._unprotected = self._require_sync_standby and not replication.synchronous
+        if self._unprotected:
+            raise NoSyncStandbyError(
+                "--require-sync-standby is set and no synchronous standby streams"
+            )
+
+    async def watch_replication(self) -> None:
+        """Look at the replication every ``REPLICATION_POLL`` seconds while
+        serving: say when it changes, and refuse requests while a required
+        synchronous standby is missing. (An outage is the committer's to find.)"""
+        while True:
+            await asyncio.sleep(REPLICATION_POLL)
+            if self._exchange is None:
+                continue
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._check_replication(), REPLICATION_TIMEOUT)

@@ -14,10 +14,19 @@ from typing import Protocol
 
 from bourse.core.changes import ChangeSet
 from bourse.core.exchange import Exchange
+from bourse.store.fence import SessionId
+from bourse.store.replication import Replication
 
 
 class Storage(Protocol):
     """The exchange's system of record, as the service uses it."""
+
+    async def claim(self) -> None:
+        """Become the database's one writer, or raise ``FencedOutError``
+        (``bourse.store.fence``) naming the bourse that is."""
+
+    async def replication(self) -> Replication:
+        """The primary's replication, as it stands now."""
 
     async def migrate(self) -> None:
         """Bring the schema up to date."""
@@ -30,11 +39,11 @@ class Storage(Protocol):
         batch_id: int,
         requests: int,
         changes: ChangeSet,
-        statement_sent: Callable[[int], None],
+        statement_sent: Callable[[SessionId], None],
     ) -> None:
         """Commit ``changes`` as batch ``batch_id`` of ``requests`` requests.
 
-        ``statement_sent`` is called with the database session's id the
+        ``statement_sent`` is called with the database session the
         moment the write can no longer be called off: an exception raised
         before that call means nothing was written; after it, the outcome
         is in doubt until that session has ended (``end_session``).
@@ -46,6 +55,6 @@ class Storage(Protocol):
     async def revive(self) -> None:
         """Bring the database back if this store knows how (else nothing)."""
 
-    async def end_session(self, server_pid: int) -> None:
-        """Make sure the session ``server_pid``, whose commit is in doubt, has
-        ended, so that what is loaded next holds its outcome."""
+    async def end_session(self, session: SessionId) -> None:
+        """Make sure ``session``, whose commit is in doubt, has ended, so
+        that what is loaded next holds its outcome."""

@@ -1,19 +1,27 @@
 """Connecting to PostgreSQL and bringing its schema up to date.
 
-Users give a plain ``postgresql://`` URL (or none, for the embedded
-server); this module turns it into SQLAlchemy's asyncpg form, opens the
-engine, and applies the Alembic migrations. Only ``store`` imports
-SQLAlchemy.
+Users give a libpq ``postgresql://`` URL (or none, for the embedded
+server), possibly naming several hosts (``h1:5432,h2:5432``) of a
+replicated cluster. The URL goes to asyncpg as it is, so every libpq form
+it reads works, and each new session goes to a host that accepts writes
+(``target_session_attrs=read-write`` unless the URL asks otherwise): after
+a failover, the next connection finds the new primary. SQLAlchemy pools
+those sessions and runs the Alembic migrations on them. Only ``store``
+imports SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg  # type: ignore[import-untyped]
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,25 +33,52 @@ APPLICATION_NAME = "bourse"
 CONNECT_TIMEOUT = 5.0
 
 
-def async_url(url: str) -> str:
-    """``url`` with the asyncpg driver named, whatever driver it named."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
-    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+#: Server settings of every session: its name, and TCP keepalives short
+#: enough that a session whose bourse host vanished (power, network) ends
+#: within about 25 s, releasing what it held (the writer's lock).
+SESSION_SETTINGS = {
+    "application_name": APPLICATION_NAME,
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
+
+SCHEMES = ("postgresql", "postgres")
+
+
+def libpq_url(url: str) -> str:
+    """``url`` as libpq and asyncpg read it: a driver named in the scheme
+    (``postgresql+psycopg://``) is dropped; anything else than PostgreSQL
+    is refused."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.split("+", 1)[0] not in SCHEMES:
+        raise ValueError(f"not a PostgreSQL URL: {scheme}://…")
+    return f"postgresql://{rest}"
+
+
+def session_options(url: str) -> dict[str, Any]:
+    """How asyncpg opens each session to ``url``: writable hosts only unless
+    the URL says which it wants."""
+    options: dict[str, Any] = {"timeout": CONNECT_TIMEOUT, "server_settings": SESSION_SETTINGS}
+    if "target_session_attrs" not in parse_qs(urlsplit(url).query):
+        options["target_session_attrs"] = "read-write"
+    return options
 
 
 def connection_pool(url: str, pool_size: int = 4) -> AsyncEngine:
-    """A pool of asyncpg connections to ``url`` (SQLAlchemy calls it an engine;
-    no connection is made yet)."""
+    """A pool of asyncpg sessions to ``url`` (SQLAlchemy calls it an engine;
+    no session is opened yet)."""
+    dsn = libpq_url(url)
+    options = session_options(dsn)
+
+    async def open_session() -> asyncpg.Connection:
+        return await asyncpg.connect(dsn, **options)
+
     return create_async_engine(
-        async_url(url),
+        "postgresql+asyncpg://",
+        async_creator=open_session,
         pool_size=pool_size,
         pool_pre_ping=True,
-        connect_args={
-            "timeout": CONNECT_TIMEOUT,
-            "server_settings": {"application_name": APPLICATION_NAME},
-        },
     )
 
 
@@ -62,19 +97,24 @@ async def migrate(database: AsyncEngine) -> None:
 
 _TERMINATE = text(
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-    "WHERE pid = :pid AND application_name = :name"
+    "WHERE pid = :pid AND backend_start = :started AND application_name = :name"
 )
-_ALIVE = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND application_name = :name")
+_ALIVE = text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE pid = :pid AND backend_start = :started AND application_name = :name"
+)
 
 #: Seconds between checks that a terminated session is gone.
 SESSION_END_POLL = 0.05
 
 
-async def end_session(database: AsyncEngine, server_pid: int) -> None:
-    """Terminate bourse's session ``server_pid`` if it still runs, and wait
-    until PostgreSQL no longer lists it: its transaction is then either
-    committed or rolled back, for good."""
-    parameters = {"pid": server_pid, "name": APPLICATION_NAME}
+async def end_session(database: AsyncEngine, pid: int, started: datetime) -> None:
+    """Terminate bourse's session (server process ``pid``, started at
+    ``started``) if it still runs, and wait until PostgreSQL no longer
+    lists it: its transaction is then either committed or rolled back, for
+    good. On another server than the session's (after a failover, or a
+    restart), nothing matches: that session is gone with its server."""
+    parameters = {"pid": pid, "started": started, "name": APPLICATION_NAME}
     async with database.connect() as connection:
         await connection.execute(_TERMINATE, parameters)
         await connection.commit()

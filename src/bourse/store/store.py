@@ -22,7 +22,9 @@ from bourse.core.exchange import Exchange
 from bourse.core.restore import restore_exchange
 from bourse.store.audit import audit_database
 from bourse.store.database import connection_pool, end_session, migrate
+from bourse.store.fence import SessionId
 from bourse.store.loader import load_state
+from bourse.store.replication import Replication, read_replication
 from bourse.store.writer import BatchWriter, StatementSent
 
 
@@ -72,11 +74,20 @@ class Store:
         stored, last_batch_id = await load_state(self._database)
         return restore_exchange(stored), last_batch_id
 
-    async def end_session(self, server_pid: int) -> None:
-        """Make sure the session ``server_pid``, whose COMMIT is in doubt, has
-        ended (terminating it if needed), so that what is read next already
-        holds its outcome, whichever it was."""
-        await end_session(self._database, server_pid)
+    async def claim(self) -> None:
+        """Become the database's one writer: open the writing session, which
+        takes the writer's lock, or raise ``fence.FencedOutError``."""
+        await self._writer.open_session()
+
+    async def replication(self) -> Replication:
+        """The primary's replication, as it stands now."""
+        return await read_replication(self._database)
+
+    async def end_session(self, session: SessionId) -> None:
+        """Make sure ``session``, whose COMMIT is in doubt, has ended
+        (terminating it if needed), so that what is read next already holds
+        its outcome, whichever it was."""
+        await end_session(self._database, session.pid, session.started)
 
     async def audit(self) -> list[str]:
         """The invariants the stored exchange breaks (see ``audit.py``)."""

@@ -37,13 +37,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bourse.core.changes import ChangeSet
+from bourse.store.fence import SessionId, claim
 
-#: Called with the session's server process id just before a batch's
-#: statement goes out: from then on, its outcome is in doubt until that
-#: session has ended.
-StatementSent = Callable[[int], None]
+#: Called with the writing session just before a batch's statement goes
+#: out: from then on, its outcome is in doubt until that session has ended.
+StatementSent = Callable[[SessionId], None]
 
-_WRITE_BATCH = """
+_UPSERTS = """
 WITH new_batch AS (
   INSERT INTO batches (id, requests) VALUES ($1, $2)
 ), changed_symbols AS (
@@ -74,20 +74,44 @@ WITH new_batch AS (
          canceled_at, created_at)
   ON CONFLICT (id) DO UPDATE SET open_shares = EXCLUDED.open_shares,
     canceled_shares = EXCLUDED.canceled_shares, canceled_at = EXCLUDED.canceled_at
-), new_executions AS (
-  INSERT INTO executions (order_id, shares, price, executed_at, batch_id)
-  SELECT e.order_id, e.shares, e.price, to_timestamp(e.executed_at), $1
-  FROM unnest(CAST($19 AS bigint[]), CAST($20 AS numeric[]),
-              CAST($21 AS numeric[]), CAST($22 AS bigint[]))
-    WITH ORDINALITY AS e(order_id, shares, price, executed_at, position)
-  ORDER BY e.position
+)"""
+
+
+def _appended(table: str, columns: tuple[str, ...], types: tuple[str, ...], first: int) -> str:
+    """An ``INSERT`` appending rows to the history table ``table`` in the
+    order its arrays give them, each tagged with the batch ($1). Column
+    ``i``'s array is parameter ``first + i``; the last column is a time in
+    Unix seconds."""
+    arrays = ", ".join(f"CAST(${first + i} AS {kind}[])" for i, kind in enumerate(types))
+    *values, time = columns
+    selected = ", ".join([*(f"r.{column}" for column in values), f"to_timestamp(r.{time})", "$1"])
+    return f"""INSERT INTO {table} ({", ".join(columns)}, batch_id)
+  SELECT {selected}
+  FROM unnest({arrays})
+    WITH ORDINALITY AS r({", ".join(columns)}, position)
+  ORDER BY r.position"""  # noqa: S608 - built from this module's constants
+
+
+#: The whole batch in one statement: the upserts, then the two history
+#: tables, appended in the order the batch made their rows.
+_WRITE_BATCH = f"""{_UPSERTS}, new_executions AS (
+  {
+    _appended(
+        "executions",
+        ("order_id", "shares", "price", "executed_at"),
+        ("bigint", "numeric", "numeric", "bigint"),
+        19,
+    )
+}
 ), new_deposits AS (
-  INSERT INTO deposits (account_id, symbol, amount, deposited_at, batch_id)
-  SELECT d.account_id, d.symbol, d.amount, to_timestamp(d.deposited_at), $1
-  FROM unnest(CAST($23 AS text[]), CAST($24 AS text[]),
-              CAST($25 AS numeric[]), CAST($26 AS bigint[]))
-    WITH ORDINALITY AS d(account_id, symbol, amount, deposited_at, position)
-  ORDER BY d.position
+  {
+    _appended(
+        "deposits",
+        ("account_id", "symbol", "amount", "deposited_at"),
+        ("text", "text", "numeric", "bigint"),
+        23,
+    )
+}
 )
 SELECT 1
 """
@@ -102,22 +126,25 @@ class BatchWriter:
         self._database = database
         self._connection: AsyncConnection | None = None
         self._session: Any = None
+        self._session_id: SessionId | None = None
 
     async def write(
         self, batch_id: int, requests: int, changes: ChangeSet, statement_sent: StatementSent
     ) -> None:
         """Write ``changes`` as batch ``batch_id``, atomically and durably.
 
-        ``statement_sent`` is called with the session's server process id
-        just before the statement goes out: an exception raised before that
-        call means nothing was written.
+        ``statement_sent`` is called with the session just before the
+        statement goes out: an exception raised before that call means
+        nothing was written.
         """
         arguments = batch_arguments(batch_id, requests, changes)
-        session = await self._open_session()
-        statement_sent(session.get_server_pid())
+        session, session_id = await self.open_session()
+        statement_sent(session_id)
         await session.execute(_WRITE_BATCH, *arguments)
 
-    async def _open_session(self) -> Any:
+    async def open_session(self) -> tuple[Any, SessionId]:
+        """The writing session, opened if need be; opening it takes the
+        writer's lock (``fence.claim``), or raises ``FencedOutError``."""
         if self._session is not None and self._session.is_closed():
             await self.forget_session()  # the server ended it; nothing was sent on it
         if self._session is None:
@@ -125,13 +152,19 @@ class BatchWriter:
             session = (await connection.get_raw_connection()).driver_connection
             assert session is not None
             self._connection, self._session = connection, session
-        return self._session
+            try:
+                self._session_id = await claim(session)
+            except BaseException:
+                await self.forget_session()
+                raise
+        assert self._session_id is not None
+        return self._session, self._session_id
 
     async def forget_session(self) -> None:
         """Drop the session without waiting on the server (it may no longer
         answer): its socket is closed at once; the next batch opens a new one."""
         connection, session = self._connection, self._session
-        self._connection = self._session = None
+        self._connection = self._session = self._session_id = None
         if session is not None:
             session.terminate()
         if connection is not None:
@@ -141,6 +174,7 @@ class BatchWriter:
     async def close(self) -> None:
         """Close the session cleanly."""
         connection, self._connection, self._session = self._connection, None, None
+        self._session_id = None
         if connection is not None:
             await connection.close()
 
