@@ -222,7 +222,7 @@ def test_leaderboard_when_published() -> None:
             )
             async with session.get("/leaderboard") as response:
                 assert response.status == 200
-                assert await response.read() == (STATIC / "leaderboard.html").read_bytes()
+                assert await response.read() == (STATIC / "index.html").read_bytes()
 
     run(scenario)
 

@@ -28,7 +28,8 @@ from bourse.server.feed_wire import (
 )
 from bourse.server.subscriber import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Subscriber
 
-#: The page's files (``index.html``, ``leaderboard.html`` and what they load).
+#: The page's files: ``index.html`` (the market view at ``/``, the leaderboard
+#: view at ``/leaderboard``) and what it loads.
 STATIC = Path(__file__).with_name("static")
 #: Seconds a closing handshake may take before the connection is cut.
 CLOSE_TIMEOUT = 2.0
@@ -130,7 +131,7 @@ class _Routes:
     async def leaderboard_page(self, request: web.Request) -> web.StreamResponse:
         if not self._config.leaderboard:
             raise _json_error(web.HTTPNotFound, "the leaderboard is not published here")
-        return web.FileResponse(STATIC / "leaderboard.html")
+        return web.FileResponse(STATIC / "index.html")  # its script shows the leaderboard
 
     async def symbols(self, request: web.Request) -> web.Response:
         return _json(symbols_json(self._feed.mirror))

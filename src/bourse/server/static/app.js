@@ -1,10 +1,13 @@
-// The market page: the symbol list (polled from /api/symbols), the chosen
-// symbol's live book, tape and chart (from the /ws feed), and the URL that
-// names the chosen symbol (/?symbol=SPY).
+// The page's module: it starts the view that view.js has shown (the
+// leaderboard's code is leaderboard.js). The market view is here: the symbol
+// list (polled from /api/symbols), the chosen symbol's live book, tape and
+// chart (from the /ws feed), and the URL that names the chosen symbol
+// (/?symbol=SPY).
 
 import { drawChart, PLOTTED_TRADES } from "./chart.js";
 import { getJson, repeat } from "./dom.js";
 import { FeedConnection } from "./feed.js";
+import { startLeaderboard } from "./leaderboard.js";
 import { renderLadder, renderNote, renderSymbols, renderTape } from "./views.js";
 
 const SYMBOLS_EVERY_MS = 3000;
@@ -130,15 +133,20 @@ async function offerLeaderboard() {
   byId("leaderboard-link").hidden = !ok;
 }
 
-byId("symbols-body").addEventListener("click", (event) => {
-  const link = event.target.closest("a[data-symbol]");
-  if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
-  event.preventDefault();
-  choose(link.dataset.symbol);
-});
-new ResizeObserver(scheduleRender).observe(byId("chart-box"));
+function startMarket() {
+  byId("symbols-body").addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-symbol]");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    choose(link.dataset.symbol);
+  });
+  new ResizeObserver(scheduleRender).observe(byId("chart-box"));
 
-feed.start();
-choose(new URLSearchParams(location.search).get("symbol") || null);
-repeat(refreshSymbols, SYMBOLS_EVERY_MS);
-offerLeaderboard();
+  feed.start();
+  choose(new URLSearchParams(location.search).get("symbol") || null);
+  repeat(refreshSymbols, SYMBOLS_EVERY_MS);
+  offerLeaderboard();
+}
+
+if (document.documentElement.dataset.view === "leaderboard") startLeaderboard();
+else startMarket();

@@ -1,5 +1,6 @@
-// The leaderboard page: accounts ranked by value, from /api/leaderboard,
-// refreshed every few seconds.
+// The leaderboard view (index.html at /leaderboard, shown by view.js):
+// accounts ranked by value, from /api/leaderboard, refreshed every few
+// seconds.
 
 import { formatTime, getJson, noteRow, repeat, row } from "./dom.js";
 
@@ -37,4 +38,6 @@ async function refresh() {
   byId("board-updated").textContent = `Updated ${formatTime(Date.now() / 1000)}.`;
 }
 
-repeat(refresh, REFRESH_MS);
+export function startLeaderboard() {
+  repeat(refresh, REFRESH_MS);
+}
