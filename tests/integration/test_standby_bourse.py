@@ -39,7 +39,8 @@ def test_a_standby_bourse_waits_for_the_lock_then_serves_what_was_acknowledged(
     with running_server(database_url, "--workers", "0") as first:
         exchange(
             first,
-            b'<create><account id="1" balance="1000"/><symbol sym="SPY"><account id="1">5</account></symbol></create>',
+            b'<create><account id="1" balance="1000"/>'
+            b'<symbol sym="SPY"><account id="1">5</account></symbol></create>',
         )
         placed = exchange(
             first, b'<transactions id="1"><order sym="SPY" amount="10" limit="5"/></transactions>'

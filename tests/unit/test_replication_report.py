@@ -16,7 +16,8 @@ def test_synchronous_replication_is_reported_as_such() -> None:
     assert replication.synchronous
     level, line = replication.describe()
     assert level == logging.INFO
-    assert "synchronous" in line and "node2 (sync)" in line
+    assert "synchronous" in line
+    assert "node2 (sync)" in line
 
 
 def test_asynchronous_replication_warns_naming_the_setting() -> None:
@@ -24,7 +25,8 @@ def test_asynchronous_replication_warns_naming_the_setting() -> None:
     assert not replication.synchronous
     level, line = replication.describe()
     assert level == logging.WARNING
-    assert "synchronous_standby_names" in line and "lose" in line
+    assert "synchronous_standby_names" in line
+    assert "lose" in line
 
 
 @pytest.mark.parametrize("commit", ["local", "off"])
@@ -35,7 +37,8 @@ def test_a_commit_that_does_not_wait_for_the_standby_warns_naming_synchronous_co
     assert not replication.synchronous
     level, line = replication.describe()
     assert level == logging.WARNING
-    assert "synchronous_commit" in line and repr(commit) in line
+    assert "synchronous_commit" in line
+    assert repr(commit) in line
 
 
 def test_a_synchronous_setting_without_a_streaming_standby_warns_that_commits_wait() -> None:
