@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bourse.server.service import within_listening_time
+from bourse.server.commit_timing import within_listening_time
 
 
 async def answer_after(seconds: float, log: list[str]) -> None:

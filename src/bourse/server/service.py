@@ -29,9 +29,9 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from bourse.core.changes import ChangeSet
 from bourse.core.commands import Request, TransactionsRequest
@@ -39,6 +39,7 @@ from bourse.core.errors import ErrorCode
 from bourse.core.exchange import Exchange
 from bourse.core.market import Standing
 from bourse.core.results import Error, Opened, Result
+from bourse.server.commit_timing import BatchStats, within_listening_time
 from bourse.server.limits import AccountLimits
 from bourse.server.metrics import Metrics
 from bourse.server.publisher import MarketPublisher
@@ -86,73 +87,6 @@ class _Batch:
     changes: ChangeSet | None = None
     #: The leaderboard as of the cut, when one is due with this batch.
     standings: tuple[Standing, ...] | None = None
-
-
-class BatchStats:
-    """Running figures of committed batches, reset when reported."""
-
-    __slots__ = ("batches", "commit_seconds", "largest", "requests", "slowest_commit")
-
-    def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
-        self.batches = self.requests = self.largest = 0
-        self.commit_seconds = self.slowest_commit = 0.0
-
-    def record(self, requests: int, seconds: float) -> None:
-        """Count one committed batch of ``requests`` that took ``seconds``."""
-        self.batches += 1
-        self.requests += requests
-        self.largest = max(self.largest, requests)
-        self.commit_seconds += seconds
-        self.slowest_commit = max(self.slowest_commit, seconds)
-
-    def report(self) -> str | None:
-        """A one-line summary since the last report, or None if idle; resets."""
-        if not self.batches:
-            return None
-        line = (
-            f"{self.batches} batches, {self.requests / self.batches:.1f} requests per batch "
-            f"(max {self.largest}), commit {1000 * self.commit_seconds / self.batches:.2f} ms "
-            f"mean, {1000 * self.slowest_commit:.2f} ms max"
-        )
-        self._reset()
-        return line
-
-
-#: Seconds between two checks of a commit's deadline.
-DEADLINE_TICK = 0.1
-
-
-async def within_listening_time(work: Coroutine[Any, Any, None], seconds: float) -> None:
-    """Run ``work``; cancel it and raise ``TimeoutError`` once it has taken
-    ``seconds`` of time in which this process could have heard its answer.
-
-    Applying a large request holds the event loop for as long as it takes,
-    and an answer that arrives meanwhile is read only afterwards: that time
-    is the server's own, not the database's, so it does not count. The
-    deadline is checked every ``DEADLINE_TICK`` and a check that comes late
-    is credited only the tick, so work that never answers is still cancelled
-    however busy the loop is.
-    """
-    loop = asyncio.get_running_loop()
-    task = asyncio.ensure_future(work)
-    waited = 0.0
-    try:
-        while waited < seconds:
-            started = loop.time()
-            await asyncio.wait({task}, timeout=DEADLINE_TICK)
-            if task.done():
-                task.result()
-                return
-            waited += min(loop.time() - started, DEADLINE_TICK)
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    raise TimeoutError
 
 
 class _CommitError(Exception):
