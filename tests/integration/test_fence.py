@@ -1,5 +1,6 @@
-"""The writer's lock on real PostgreSQL: one writer per database, and a
-session in doubt named so that no other session matches it.
+"""The writing session on real PostgreSQL: one writer per database, a
+session in doubt named so that no other session matches it, and a new
+session that finds the database behind the exchange writes nothing.
 
 Runs against both clusters (embedded and external).
 """
@@ -15,6 +16,7 @@ import pytest
 from bourse.store.database import SESSION_SETTINGS, libpq_url
 from bourse.store.fence import FencedOutError, SessionId
 from bourse.store.store import Store
+from bourse.store.writer import DivergedError
 from tests.builders import account, create
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,6 +71,27 @@ def test_ending_a_session_in_doubt_ends_that_session_and_no_other(database_url: 
         finally:
             in_doubt.terminate()
             await observer.close()
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_new_session_on_a_database_behind_the_exchange_writes_nothing(database_url: str) -> None:
+    """What a failover to a standby that lacks the last batches looks like
+    to the writer: its next session finds the database's last batch is not
+    the one before the batch to write, and refuses before sending it."""
+
+    async def scenario() -> None:
+        store = Store(database_url)
+        try:
+            await store.migrate()
+            await _write_one_account(store, "1", 1)
+            await store.reset_connections()  # as when the primary is lost between batches
+            with pytest.raises(DivergedError, match="last batch is 1, not 2"):
+                await _write_one_account(store, "3", 3)
+            assert {row.account_id for row in (await store.load()).accounts} == {"1"}
+            await _write_one_account(store, "2", 2)  # the batch that follows on is written
+        finally:
             await store.close()
 
     asyncio.run(scenario())

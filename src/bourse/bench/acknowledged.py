@@ -5,31 +5,40 @@ answered the same through the protocol, and the database must pass its
 conservation audit.
 
 Kept apart from the fault cycles (``crash``) because other drills (the
-recovery test with many gateways) load and check a server the same way
-with faults of their own.
+recovery test with many gateways, the failover cycles of a replicated
+PostgreSQL) load and check a server the same way with faults of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
 
+import psycopg
 from lxml import etree
 
 from bourse.bench.load import REPLY_END, send_one
 from bourse.bench.server_process import Server
 from bourse.bench.xml import frame
-from bourse.store.embedded import libpq_url, read_postmaster_info
 from bourse.store.store import Store
 
 SYMBOLS = ("AAA", "BBB")
 
 #: Queries sent in one request while verifying.
 QUERIES_PER_REQUEST = 200
+
+#: Seconds between two probes of an exchange that is not serving yet.
+PROBE_INTERVAL = 0.05
+
+#: Seconds one probe may wait for its reply.
+PROBE_TIMEOUT = 10.0
 
 
 class Fill(NamedTuple):
@@ -145,6 +154,50 @@ class Client:
                 self.record(await send_one(host, port, frame(self.next_request())))
 
 
+async def trade_around(
+    port: int,
+    clients: list[Client],
+    seconds: float,
+    fault: Callable[[], Awaitable[object]],
+    settle: float,
+) -> None:
+    """Half the clients pipelined, half one request per connection; after
+    ``seconds`` of that, ``fault`` under the load; then the load is told to
+    stop, and given ``settle`` seconds to."""
+    stop = asyncio.Event()
+    half = len(clients) // 2
+    tasks = [
+        *(asyncio.create_task(c.run_pipelined("127.0.0.1", port, stop)) for c in clients[:half]),
+        *(
+            asyncio.create_task(c.run_one_per_connection("127.0.0.1", port, stop))
+            for c in clients[half:]
+        ),
+    ]
+    try:
+        await asyncio.sleep(seconds)
+        await fault()
+    finally:
+        stop.set()
+        await asyncio.wait(tasks, timeout=settle)
+        for task in tasks:
+            task.cancel()
+
+
+async def served_at(port: int, request: Callable[[], bytes], within: float) -> float | None:
+    """The time (``time.monotonic()``) the exchange first answers a probe
+    with anything but "unavailable"; None if it has not within ``within``
+    seconds. Each probe is ``request()``, sent on a connection of its own;
+    one that gets no reply (refused, dropped, too slow) counts as not served."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, TimeoutError):
+            reply = await asyncio.wait_for(exchange_xml(port, request()), PROBE_TIMEOUT)
+            if b"Exchange unavailable" not in reply:
+                return time.monotonic()
+        await asyncio.sleep(PROBE_INTERVAL)
+    return None
+
+
 async def create_accounts(server: Server, clients: list[Client]) -> None:
     """Every client's account, with cash and shares of every symbol."""
     accounts = "".join(f'<account id="{c.account_id}" balance="1000000"/>' for c in clients)
@@ -171,7 +224,11 @@ async def verify(server: Server, seen: Acknowledged) -> list[str]:
             queries = "".join(f'<query id="{order_id}"/>' for order_id in chunk)
             request = f'<transactions id="{account_id}">{queries}</transactions>'
             reply = await exchange_xml(server.port, request.encode())
-            for order_id, status in zip(chunk, _parse(reply), strict=True):
+            statuses = _parse(reply)
+            if len(statuses) != len(chunk):
+                problems.append(f"{len(chunk)} queries of account {account_id}: {reply[:300]!r}")
+                continue
+            for order_id, status in zip(chunk, statuses, strict=True):
                 problems.extend(_compare(order_id, seen.orders[order_id], status))
     return problems
 
@@ -192,12 +249,33 @@ def _compare(order_id: int, order: SeenOrder, status: etree._Element) -> list[st
 
 
 async def audit(server: Server) -> list[str]:
-    """The database's conservation audit (``Store.audit``), read from the
-    server's embedded PostgreSQL."""
-    info = read_postmaster_info(server.data_dir / "pgdata")
-    assert info is not None
-    store = Store(libpq_url(info))
+    """The database's conservation audit (``Store.audit``), read from where
+    the server stores."""
+    return await audit_url(server.store_url())
+
+
+async def audit_url(url: str) -> list[str]:
+    """The conservation audit of the database at ``url``."""
+    store = Store(url)
     try:
         return await store.audit()
     finally:
         await store.close()
+
+
+async def absent_orders(url: str, seen: Acknowledged) -> list[str]:
+    """Every acknowledged order the database at ``url`` does not hold, as
+    placed (same id, account and amount), read in SQL rather than through
+    the server: what a failover to a standby that lacked it lost."""
+    async with await psycopg.AsyncConnection.connect(
+        url, connect_timeout=math.ceil(PROBE_TIMEOUT)
+    ) as connection:
+        cursor = await connection.execute(
+            "SELECT id, account_id, amount FROM orders WHERE id = ANY(%s)", [list(seen.orders)]
+        )
+        stored = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+    return [
+        f"order {order_id}: acknowledged but not in the database"
+        for order_id, order in seen.orders.items()
+        if stored.get(order_id) != (order.account_id, order.amount)
+    ]

@@ -27,24 +27,37 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import psutil  # type: ignore[import-untyped]
 
 from bourse.bench.acknowledged import (
     Acknowledged,
     Client,
     audit,
     create_accounts,
-    exchange_xml,
+    served_at,
+    trade_around,
     verify,
 )
+from bourse.bench.cluster_node import freeze, thaw
 from bourse.bench.server_process import Server
 from bourse.store.embedded import read_postmaster_info
 
+__all__ = [
+    "FAULTS",
+    "CrashReport",
+    "drill_arguments",
+    "freeze",
+    "main",
+    "run_crash_cycles",
+    "scratch_dir",
+    "thaw",
+]
+
 FAULTS = ("kill-server", "kill-postgres", "stop-postgres", "stop-then-kill-server")
+
+#: A request any exchange that serves answers (with an error: account 0 does not exist).
+PROBE = b'<transactions id="0"><query id="1"/></transactions>'
 
 
 # one cycle
@@ -53,24 +66,13 @@ FAULTS = ("kill-server", "kill-postgres", "stop-postgres", "stop-then-kill-serve
 async def _load_until_fault(
     server: Server, clients: list[Client], fault: str, rng: random.Random
 ) -> None:
-    stop = asyncio.Event()
-    half = len(clients) // 2
-    tasks = [
-        *(
-            asyncio.create_task(c.run_pipelined("127.0.0.1", server.port, stop))
-            for c in clients[:half]
-        ),
-        *(
-            asyncio.create_task(c.run_one_per_connection("127.0.0.1", server.port, stop))
-            for c in clients[half:]
-        ),
-    ]
-    await asyncio.sleep(rng.uniform(0.3, 1.5))
-    await asyncio.to_thread(_apply_fault, server, fault)
-    stop.set()
-    await asyncio.wait(tasks, timeout=server.commit_timeout * 4 + 30)
-    for task in tasks:
-        task.cancel()
+    await trade_around(
+        server.port,
+        clients,
+        rng.uniform(0.3, 1.5),
+        lambda: asyncio.to_thread(_apply_fault, server, fault),
+        settle=server.commit_timeout * 4 + 30,
+    )
 
 
 def _apply_fault(server: Server, fault: str) -> None:
@@ -91,24 +93,6 @@ def _apply_fault(server: Server, fault: str) -> None:
         server.wait_dead()
 
 
-def freeze(postmaster_pid: int) -> list[int]:
-    """SIGSTOP a PostgreSQL server and every process it runs (its sessions
-    included: stopping the postmaster alone leaves them serving); the pids
-    stopped, for ``thaw``."""
-    postmaster = psutil.Process(postmaster_pid)
-    pids = [postmaster_pid, *(child.pid for child in postmaster.children(recursive=True))]
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    return pids
-
-
-def thaw(pids: list[int]) -> None:
-    """SIGCONT what ``freeze`` stopped."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-
-
 def _restart_if_down(server: Server) -> None:
     if server.process is None or server.process.poll() is not None:
         server.start()
@@ -116,12 +100,8 @@ def _restart_if_down(server: Server) -> None:
 
 async def _wait_available(server: Server, within: float = 120.0) -> None:
     """Wait until the exchange has recovered and answers again."""
-    deadline = time.monotonic() + within
-    probe = b'<transactions id="0"><query id="1"/></transactions>'
-    while b"unavailable" in await exchange_xml(server.port, probe):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the exchange did not recover")
-        await asyncio.sleep(0.2)
+    if await served_at(server.port, lambda: PROBE, within) is None:
+        raise RuntimeError("the exchange did not recover")
 
 
 # the run
@@ -188,29 +168,35 @@ def _stop_postgres(data_dir: Path) -> None:
             os.kill(info.pid, signal.SIGTERM)
 
 
-@contextlib.contextmanager
-def _scratch_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="bourse-crash-", dir="/tmp"))
+def scratch_dir(prefix: str) -> Path:
+    """A new directory under /tmp that an unprivileged PostgreSQL can
+    traverse (run as root, the drills' PostgreSQL runs as another user)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
-    yield path / "data"
+    return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bourse.bench.crash``: run crash cycles and report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=50)
+def drill_arguments(description: str, cycles: int) -> argparse.ArgumentParser:
+    """The options every fault drill takes (``cycles``: the default count)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cycles", type=int, default=cycles)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--workers", type=int, default=None, help="the server's --workers (default: its own)"
     )
-    args = parser.parse_args(argv)
-    with _scratch_dir() as data_dir:
-        report = asyncio.run(
-            run_crash_cycles(
-                args.cycles, data_dir, clients=args.clients, seed=args.seed, workers=args.workers
-            )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bourse.bench.crash``: run crash cycles and report."""
+    args = drill_arguments(__doc__.split("\n\n")[0], cycles=50).parse_args(argv)
+    data_dir = scratch_dir("bourse-crash-") / "data"
+    report = asyncio.run(
+        run_crash_cycles(
+            args.cycles, data_dir, clients=args.clients, seed=args.seed, workers=args.workers
         )
+    )
     print(
         f"{report.cycles} cycles ({report.faults}); {report.acknowledged_requests} requests and "
         f"{report.acknowledged_orders} orders acknowledged; {len(report.problems)} problems"

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bourse.bench.cluster import ReplicatedCluster
+from bourse.bench.cluster import ReplicatedCluster, running_cluster
 from bourse.bench.run import BenchSettings, bench
 from bourse.bench.server_process import Server
 from bourse.store.embedded_processes import DATABASE
@@ -95,7 +95,7 @@ def _one_run(cluster: ReplicatedCluster, mode: str, number: int, args: argparse.
 def compare(args: argparse.Namespace, root: Path) -> list[Run]:
     """Alternate the two modes for ``args.rounds`` rounds on one cluster."""
     runs: list[Run] = []
-    with ReplicatedCluster(root, synchronous=True) as cluster:
+    with running_cluster(root, synchronous=True) as cluster:
         for round_number in range(args.rounds):
             for index, mode in enumerate(MODES if round_number % 2 == 0 else MODES[::-1]):
                 run = _one_run(cluster, mode, len(MODES) * round_number + index, args)

@@ -78,6 +78,7 @@ from bourse.store.embedded_processes import (
     PostmasterInfo,
     is_alive,
     libpq_url,
+    log_tail,
     read_postmaster_info,
     serves,
     wait_gone,
@@ -93,7 +94,6 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 60.0
-LOG_TAIL_LINES = 20
 
 
 class EmbeddedPostgres:
@@ -342,9 +342,4 @@ class EmbeddedPostgres:
         )
 
     def _log_tail(self) -> str:
-        try:
-            lines = self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return ""
-        tail = "\n".join(lines[-LOG_TAIL_LINES:])
-        return f"\n--- last lines of {self.log_file} ---\n{tail}" if tail else ""
+        return log_tail(self.log_file)

@@ -85,3 +85,17 @@ def libpq_url(info: PostmasterInfo) -> str:
     """The libpq URL of the server described by ``info`` (Unix socket)."""
     host = quote(str(info.socket_dir), safe="/")
     return f"postgresql://{SUPERUSER}@/{DATABASE}?host={host}&port={info.port}"
+
+
+#: Lines of a PostgreSQL log quoted in an error.
+LOG_TAIL_LINES = 20
+
+
+def log_tail(log_file: Path) -> str:
+    """The end of a PostgreSQL log, to append to an error ("" if none)."""
+    try:
+        lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    tail = "\n".join(lines[-LOG_TAIL_LINES:])
+    return f"\n--- last lines of {log_file} ---\n{tail}" if tail else ""

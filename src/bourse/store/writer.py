@@ -117,16 +117,35 @@ SELECT 1
 """
 
 
+class DivergedError(Exception):
+    """The database's last batch is not the one before the batch to write:
+    it is not the database the exchange was built from (after a failover,
+    the new primary may lack the last batches). Nothing was written."""
+
+
+_LAST_BATCH = "SELECT coalesce(max(id), 0) FROM batches"
+
+
 class BatchWriter:
     """Writes batches on one dedicated session, kept open between batches
     (no pool checkout, no liveness ping: a failure makes the caller reset
-    the writer, and the next batch opens a fresh session)."""
+    the writer, and the next batch opens a fresh session).
+
+    A new session may reach another server than the last one did: with
+    several hosts in the URL, the primary may have failed over while no
+    batch was in flight. So the first batch on each new session checks
+    first that the database's last batch is the one before it, and raises
+    ``DivergedError`` (nothing written) when it is not: the exchange must
+    then be rebuilt from the database, as after any failure.
+    """
 
     def __init__(self, database: AsyncEngine) -> None:
         self._database = database
         self._connection: AsyncConnection | None = None
         self._session: Any = None
         self._session_id: SessionId | None = None
+        #: True until the session's first batch has checked it follows on.
+        self._unchecked = False
 
     async def write(
         self, batch_id: int, requests: int, changes: ChangeSet, statement_sent: StatementSent
@@ -139,6 +158,14 @@ class BatchWriter:
         """
         arguments = batch_arguments(batch_id, requests, changes)
         session, session_id = await self.open_session()
+        if self._unchecked:
+            last = await session.fetchval(_LAST_BATCH)
+            if last != batch_id - 1:
+                raise DivergedError(
+                    f"the database's last batch is {last}, not {batch_id - 1} as the "
+                    "exchange's: it was not built from this database"
+                )
+            self._unchecked = False
         statement_sent(session_id)
         await session.execute(_WRITE_BATCH, *arguments)
 
@@ -157,6 +184,7 @@ class BatchWriter:
             except BaseException:
                 await self.forget_session()
                 raise
+            self._unchecked = True
         assert self._session_id is not None
         return self._session, self._session_id
 
