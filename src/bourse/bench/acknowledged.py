@@ -25,9 +25,9 @@ import psycopg
 from lxml import etree
 
 from bourse.bench.load import REPLY_END, send_one
+from bourse.bench.run import check_database
 from bourse.bench.server_process import Server
 from bourse.bench.xml import frame
-from bourse.store.store import Store
 
 SYMBOLS = ("AAA", "BBB")
 
@@ -251,16 +251,7 @@ def _compare(order_id: int, order: SeenOrder, status: etree._Element) -> list[st
 async def audit(server: Server) -> list[str]:
     """The database's conservation audit (``Store.audit``), read from where
     the server stores."""
-    return await audit_url(server.store_url())
-
-
-async def audit_url(url: str) -> list[str]:
-    """The conservation audit of the database at ``url``."""
-    store = Store(url)
-    try:
-        return await store.audit()
-    finally:
-        await store.close()
+    return await check_database(server.store_url())
 
 
 async def absent_orders(url: str, seen: Acknowledged) -> list[str]:

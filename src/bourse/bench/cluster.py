@@ -46,14 +46,8 @@ from bourse.bench.cluster_node import (
     thaw,
     write_owned,
 )
-from bourse.store.embedded_account import (
-    ServiceAccount,
-    check_binaries_reachable,
-    check_traversable,
-    give_to,
-    run_pg,
-    service_account,
-)
+from bourse.store import embedded_account as accounts
+from bourse.store.embedded_account import ServiceAccount
 from bourse.store.embedded_processes import (
     DATABASE,
     SUPERUSER,
@@ -91,7 +85,8 @@ class ReplicatedCluster:
             Node(name, self.root / name, port) for name, port in zip(NODE_NAMES, ports, strict=True)
         ]
         self._account: ServiceAccount | None = None
-        self._primary = self.nodes[0]
+        #: The node that accepts writes now (it changes at each ``promote``).
+        self.primary = self.nodes[0]
         self._standby: Node | None = self.nodes[1]
         self._lost: Node | None = None
         self._paused: list[int] = []
@@ -106,17 +101,12 @@ class ReplicatedCluster:
         return f"postgresql://{SUPERUSER}@{hosts}/{DATABASE}?target_session_attrs=read-write"
 
     @property
-    def primary(self) -> Node:
-        return self._primary
-
-    @property
     def standby(self) -> Node:
-        if self._standby is None:
-            raise ClusterError(f"no standby: {self._lost_name()} was lost and has not rejoined")
-        return self._standby
-
-    def _lost_name(self) -> str:
-        return self._lost.name if self._lost is not None else "none"
+        """The node following the primary; there is none from a loss to the rejoin."""
+        if self._standby is not None:
+            return self._standby
+        lost = self._lost.name if self._lost is not None else "none"
+        raise ClusterError(f"no standby: {lost} was lost and has not rejoined")
 
     # -- building ----------------------------------------------------------------------
 
@@ -127,15 +117,17 @@ class ReplicatedCluster:
         if self._started:
             return
         self._started = True
-        self._account = service_account(self.nodes[0].pgdata) if os.geteuid() == 0 else None
+        self._account = (
+            accounts.service_account(self.nodes[0].pgdata) if os.geteuid() == 0 else None
+        )
         if self._account is not None:
-            check_binaries_reachable(self._account)
+            accounts.check_binaries_reachable(self._account)
         for node in self.nodes:
             self._make_directories(node)
-        self._initdb(self._primary)
-        self._start_node(self._primary)
+        self._initdb(self.primary)
+        self._start_node(self.primary)
         standby = self.standby
-        self._clone(standby, self._primary)
+        self._clone(standby, self.primary)
         self._start_node(standby)
         self._wait_streaming(standby)
 
@@ -143,9 +135,9 @@ class ReplicatedCluster:
         for directory in (node.directory, node.socket_dir):
             directory.mkdir(mode=0o700, exist_ok=True)
             if self._account is not None:
-                give_to(directory, self._account)
+                accounts.give_to(directory, self._account)
         if self._account is not None:
-            check_traversable(node.directory, self._account)
+            accounts.check_traversable(node.directory, self._account)
 
     def _initdb(self, node: Node) -> None:
         self._empty_pgdata(node)
@@ -180,7 +172,7 @@ class ReplicatedCluster:
         shutil.rmtree(node.pgdata, ignore_errors=True)
         node.pgdata.mkdir(mode=0o700)
         if self._account is not None:
-            give_to(node.pgdata, self._account)
+            accounts.give_to(node.pgdata, self._account)
 
     def _start_node(self, node: Node) -> None:
         args = ["pg_ctl", "start", "-D", str(node.pgdata), "-l", str(node.log_file)]
@@ -192,7 +184,7 @@ class ReplicatedCluster:
         """Lose the primary as a machine is lost: SIGKILL of its postmaster
         and of every process it runs, at once. The time it happened
         (``time.monotonic()``)."""
-        node = self._primary
+        node = self.primary
         pid = node.postmaster_pid()
         if pid is None or self._lost is not None:
             raise ClusterError(f"{node.name} is not a running primary{node.log_tail()}")
@@ -213,7 +205,7 @@ class ReplicatedCluster:
         args = ["pg_ctl", "promote", "-D", str(node.pgdata), "-w", "-s"]
         self._run(node, [*args, "-t", str(math.ceil(self.timeout))])
         self._wait_until(node, lambda: not node.query("SELECT pg_is_in_recovery()")[0][0])
-        self._primary, self._standby = node, None
+        self.primary, self._standby = node, None
 
     def rejoin(self) -> None:
         """Rebuild the lost node as the new primary's standby (a fresh base
@@ -221,7 +213,7 @@ class ReplicatedCluster:
         node = self._lost
         if node is None or self._standby is not None:
             raise ClusterError("rejoin follows lose_primary and promote")
-        self._clone(node, self._primary)
+        self._clone(node, self.primary)
         remove_stale_socket(node)
         self._start_node(node)
         self._standby, self._lost = node, None
@@ -241,7 +233,7 @@ class ReplicatedCluster:
 
     def replication_state(self) -> list[Replica]:
         """The primary's view of its standbys."""
-        rows = self._primary.query(
+        rows = self.primary.query(
             "SELECT application_name, state, sync_state FROM pg_stat_replication "
             "ORDER BY application_name"
         )
@@ -275,7 +267,9 @@ class ReplicatedCluster:
 
     def _run(self, node: Node, args: list[str]) -> None:
         try:
-            result = run_pg(args, self._account, cwd=node.directory, timeout=self.timeout + 10)
+            result = accounts.run_pg(
+                args, self._account, cwd=node.directory, timeout=self.timeout + 10
+            )
         except subprocess.TimeoutExpired as error:
             raise ClusterError(f"{node.name}: {args[0]} timed out{node.log_tail()}") from error
         if result.returncode != 0:

@@ -44,12 +44,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from bourse.bench.acknowledged import (
     Acknowledged,
     Client,
     absent_orders,
-    audit_url,
     create_accounts,
     served_at,
     trade_around,
@@ -57,6 +57,7 @@ from bourse.bench.acknowledged import (
 )
 from bourse.bench.cluster import ReplicatedCluster, running_cluster
 from bourse.bench.crash import drill_arguments, scratch_dir
+from bourse.bench.run import check_database
 from bourse.bench.server_process import Server
 
 #: Seconds from the loss within which the exchange must serve again.
@@ -67,8 +68,7 @@ RESUME_LIMIT = 120.0
 REPLICATION_WORDS = ("synchronous_standby_names", "replication")
 
 
-@dataclass(frozen=True, slots=True)
-class CycleTimes:
+class CycleTimes(NamedTuple):
     """Seconds from the primary's loss to each step of one failover."""
 
     promoted: float
@@ -183,7 +183,7 @@ async def check(
     if server.process.pid != pid or server.process.poll() is not None:
         return [f"bourse (pid {pid}) exited: status {server.process.poll()}"]
     url = cluster.primary.url
-    return await verify(server, seen) + await audit_url(url) + await absent_orders(url, seen)
+    return await verify(server, seen) + await check_database(url) + await absent_orders(url, seen)
 
 
 # the run

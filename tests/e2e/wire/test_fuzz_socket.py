@@ -1,7 +1,7 @@
 """A bounded-time fuzz of the whole request path, through a real socket.
 
 Why this module exists: tests/unit fuzzes the frame decoder and the XML
-reader on their own, and tests/e2e/test_hostile_tcp.py sends hand-picked
+reader on their own, and tests/e2e/wire/test_hostile_tcp.py sends hand-picked
 attacks. Neither shows that the assembled server — socket, framing, XML,
 validation, engine, group commit, reply ordering — answers *every* byte
 stream sanely however it is cut into TCP segments. Here Hypothesis writes
