@@ -293,7 +293,8 @@ class ExchangeService:
         """Rebuild from the database, attempt after attempt, until it works.
 
         Each step (forget the connections, revive the embedded server,
-        end the session in doubt, load) has ``recovery_timeout`` seconds:
+        end the session in doubt, load: claim the writer's lock, read the
+        replication, read the exchange) has ``recovery_timeout`` seconds:
         a step that hangs is cancelled and the attempt made again, never
         awaited for ever. Meanwhile every request gets a prompt error.
         """
