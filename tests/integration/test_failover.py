@@ -166,7 +166,8 @@ def test_asynchronous_replication_warns_and_loses_what_the_standby_lacked(root: 
     """The loss asynchronous replication allows: the primary acknowledged
     commits its standby did not have (stopped, here, to make the lag
     certain), and the promoted standby lacks them, so orders clients were
-    told about are gone. bourse says so at start."""
+    told about are gone. bourse says so at start, and says which batches it
+    lost once it has rebuilt from the promoted standby."""
     with bourse_on_cluster(root, synchronous=False, commit_timeout=1.0, workers=0) as (
         cluster,
         server,
@@ -174,6 +175,8 @@ def test_asynchronous_replication_warns_and_loses_what_the_standby_lacked(root: 
         warnings = [line for line in server.log if "WARNING" in line]
         assert any("synchronous_standby_names" in line for line in warnings), server.log
         outcome = asyncio.run(lagging_standby_then_failover(cluster, server, rejoin=False))
+        errors = [line for line in server.log if "ERROR" in line]
+        assert any("are not in the database" in line for line in errors), server.log
     _, acknowledged_while_lagging, problems, absent = outcome
     assert acknowledged_while_lagging > 0
     assert problems, "verify found every acknowledged order after the failover"

@@ -12,6 +12,7 @@ while ``down`` the database cannot be reached at all.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +40,20 @@ SESSION_PID = SESSION.pid
 SYNCHRONOUS = Replication("*", "on", (("standby1", "sync"),))
 #: A primary without standbys.
 UNREPLICATED = Replication("", "on", ())
+
+
+#: The attributes that hold what committed batches wrote.
+_COMMITTED = (
+    "_symbols",
+    "_accounts",
+    "_positions",
+    "_orders",
+    "_executions",
+    "_deposits",
+    "_sequences",
+    "_last_batch_id",
+    "batches",
+)
 
 
 class Write(Enum):
@@ -83,6 +98,16 @@ class FakeStore:
         self._deposits: list[DepositRow] = []
         self._sequences: dict[str, SequenceRow] = {}
         self._last_batch_id = 0
+
+    def standby(self) -> dict[str, object]:
+        """A copy of everything committed so far: what a standby holds."""
+        return copy.deepcopy({name: getattr(self, name) for name in _COMMITTED})
+
+    def fail_over_to(self, standby: dict[str, object]) -> None:
+        """Become the standby copied earlier: the batches committed since
+        are lost, as after a failover with asynchronous replication."""
+        for name, value in standby.items():
+            setattr(self, name, value)
 
     def calls_after(self, call: str) -> list[str]:
         """The calls made after the first ``call``."""

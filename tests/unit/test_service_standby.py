@@ -16,10 +16,12 @@ import logging
 
 import pytest
 
+from bourse.core.commands import TransactionsRequest
 from bourse.core.errors import ErrorCode
-from bourse.core.results import AccountCreated
+from bourse.core.results import AccountCreated, Opened
 from bourse.server import service as service_module
 from bourse.server.service import ExchangeService
+from tests.builders import account, create, order, shares, transactions
 from tests.unit.fake_store import SYNCHRONOUS, UNREPLICATED, FakeStore, Write
 from tests.unit.test_service import new_account, run, served, submit, wait_until
 
@@ -137,3 +139,42 @@ def test_without_the_requirement_an_unreplicated_database_is_served_and_said_so(
     with caplog.at_level(logging.INFO):
         run(scenario)
     assert any("not replicated" in r.getMessage() for r in caplog.records)
+
+
+def _sell() -> TransactionsRequest:
+    return transactions("1", order("SPY", "-5", "10"))
+
+
+def _opened_id(settled: list[object]) -> int:
+    """The id of the order a one-order request opened."""
+    (results,) = settled
+    assert isinstance(results, list)
+    (opened,) = results
+    assert isinstance(opened, Opened)
+    return opened.order_id
+
+
+def test_acknowledged_batches_a_failover_lost_are_said_and_their_order_ids_not_reused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        store = FakeStore()
+        service = ExchangeService(store)
+        await service.start()
+        committer = asyncio.create_task(service.run())
+        try:
+            await served(service, create(account("1", "1000"), shares("SPY", "1", "100")))
+            standby = store.standby()  # the standby stops receiving here
+            lost_id = _opened_id(await served(service, _sell()))
+            store.fail_over_to(standby)
+            store.writes.append(Write.FAIL_BEFORE_SENDING)  # the next write finds the loss
+            refused = submit(service, new_account("2"))
+            await wait_until(lambda: refused.settled)
+            assert _opened_id(await served(service, _sell())) > lost_id
+        finally:
+            committer.cancel()
+
+    with caplog.at_level(logging.ERROR):
+        run(scenario)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("acknowledged batches 2 to 2 are not in the database" in e for e in errors), errors

@@ -88,6 +88,13 @@ class Exchange:
         #: The first order id opened since the last cut.
         self.first_uncut_order_id = 1
 
+    def never_reissue_below(self, order_id: int) -> None:
+        """Hand out no order id below ``order_id`` from now on: ids that a
+        history this exchange was not rebuilt from (batches the database
+        lost) gave to orders that clients were told about."""
+        if order_id > self.next_order_id:
+            self.next_order_id = self.first_uncut_order_id = order_id
+
     # requests
 
     def apply(self, request: Request, now: int) -> list[Result]:

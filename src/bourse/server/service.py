@@ -129,6 +129,10 @@ class ExchangeService:
         self._require_sync_standby = require_sync_standby
         self._clock = clock
         self._exchange: Exchange | None = None
+        #: The last batch whose replies were released, and the order id the
+        #: exchange would have handed out next when it was last abandoned.
+        self._acknowledged_batch = 0
+        self._issued_order_ids = 1
         #: True while requests are refused for want of a synchronous standby.
         self._unprotected = False
         self._replication: Replication | None = None
@@ -265,6 +269,7 @@ class ExchangeService:
             self.metrics.batch_requests.observe(len(batch.replies))
             self.metrics.commit_seconds.observe(seconds)
             self._counters.fills += len(changes.executions) // 2
+            self._acknowledged_batch = self._batch_id
         for pending, results in batch.replies:
             pending.release(results)
         self.publisher.committed(changes.market, batch.standings)
@@ -276,6 +281,8 @@ class ExchangeService:
 
     def _abandon(self, batch: _Batch, *, outcome_known: bool) -> None:
         """Stop acknowledging: resolve every uncommitted reply without success."""
+        if self._exchange is not None:
+            self._issued_order_ids = self._exchange.next_order_id
         self._exchange = None
         for pending, _ in batch.replies:
             if outcome_known:
@@ -328,6 +335,9 @@ class ExchangeService:
             await self._store.migrate()
         await self._check_replication()
         exchange, last_batch_id = await self._store.load_exchange()
+        if last_batch_id < self._acknowledged_batch:
+            self._say_lost(last_batch_id)
+            exchange.never_reissue_below(self._issued_order_ids)
         exchange.max_open_orders = self._max_open_orders
         exchange.max_reply_fills = self._max_reply_fills
         self._batch_id = last_batch_id
@@ -335,6 +345,21 @@ class ExchangeService:
         self.publisher.loaded(exchange)
         self._exchange = exchange
         self._waiting_for = ""
+
+    def _say_lost(self, last_batch_id: int) -> None:
+        """The database lacks batches whose replies were released: a failover
+        to a standby that had not received them (asynchronous replication).
+        Say so; their order ids are not handed out again."""
+        log.error(
+            "acknowledged batches %d to %d are not in the database (a failover to a standby "
+            "that lacked them: synchronous_standby_names was empty?); the exchange goes on "
+            "from batch %d, and order ids below %d are not handed out again",
+            last_batch_id + 1,
+            self._acknowledged_batch,
+            last_batch_id,
+            self._issued_order_ids,
+        )
+        self._acknowledged_batch = last_batch_id
 
     def _note_waiting(self, reason: Exception) -> None:
         """Say why the exchange waits, once per reason."""
