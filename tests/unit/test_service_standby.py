@@ -23,7 +23,7 @@ from bourse.server import service as service_module
 from bourse.server.service import ExchangeService
 from tests.builders import account, create, order, shares, transactions
 from tests.unit.fake_store import SYNCHRONOUS, UNREPLICATED, FakeStore, Write
-from tests.unit.test_service import new_account, run, served, submit, wait_until
+from tests.unit.test_service import new_account, run, served, serving, submit, wait_until
 
 HOLDER = "another bourse writes to this database (session 77 from 10.0.0.2)"
 
@@ -62,9 +62,7 @@ def test_after_a_failure_a_bourse_that_lost_the_lock_serves_nothing_until_it_is_
     async def scenario() -> None:
         store = FakeStore()
         service = ExchangeService(store)
-        await service.start()
-        committer = asyncio.create_task(service.run())
-        try:
+        async with serving(service):
             store.writes.append(Write.FAIL_BEFORE_SENDING)
             store.held_by = HOLDER  # another bourse took over meanwhile
             failed = submit(service, new_account("1"))
@@ -74,8 +72,6 @@ def test_after_a_failure_a_bourse_that_lost_the_lock_serves_nothing_until_it_is_
             assert submit(service, new_account("2")).settled == [ErrorCode.UNAVAILABLE]
             store.held_by = None
             assert await served(service, new_account("3")) == [[AccountCreated("3")]]
-        finally:
-            committer.cancel()
 
     run(scenario)
 
@@ -100,12 +96,8 @@ def test_while_a_required_standby_is_missing_requests_are_refused_then_served_ag
         store = FakeStore()
         store.replicated = SYNCHRONOUS
         service = ExchangeService(store, require_sync_standby=True)
-        await service.start()
-        tasks = [
-            asyncio.create_task(service.run()),
-            asyncio.create_task(service.watch_replication()),
-        ]
-        try:
+        async with serving(service):
+            watcher = asyncio.create_task(service.watch_replication())
             assert await served(service, new_account("1")) == [[AccountCreated("1")]]
             store.replicated = UNREPLICATED
             await wait_until(lambda: submit(service, new_account("probe")).settled)
@@ -115,9 +107,7 @@ def test_while_a_required_standby_is_missing_requests_are_refused_then_served_ag
             store.replicated = SYNCHRONOUS
             await wait_until(lambda: not submit(service, new_account("4")).settled)
             assert await served(service, new_account("5")) == [[AccountCreated("5")]]
-        finally:
-            for task in tasks:
-                task.cancel()
+            watcher.cancel()
 
     run(scenario)
 
@@ -129,12 +119,8 @@ def test_without_the_requirement_an_unreplicated_database_is_served_and_said_so(
         store = FakeStore()
         store.replicated = UNREPLICATED
         service = ExchangeService(store)
-        await service.start()
-        committer = asyncio.create_task(service.run())
-        try:
+        async with serving(service):
             assert await served(service, new_account("1")) == [[AccountCreated("1")]]
-        finally:
-            committer.cancel()
 
     with caplog.at_level(logging.INFO):
         run(scenario)
@@ -160,9 +146,7 @@ def test_acknowledged_batches_a_failover_lost_are_said_and_their_order_ids_not_r
     async def scenario() -> None:
         store = FakeStore()
         service = ExchangeService(store)
-        await service.start()
-        committer = asyncio.create_task(service.run())
-        try:
+        async with serving(service):
             await served(service, create(account("1", "1000"), shares("SPY", "1", "100")))
             standby = store.standby()  # the standby stops receiving here
             lost_id = _opened_id(await served(service, _sell()))
@@ -171,8 +155,6 @@ def test_acknowledged_batches_a_failover_lost_are_said_and_their_order_ids_not_r
             refused = submit(service, new_account("2"))
             await wait_until(lambda: refused.settled)
             assert _opened_id(await served(service, _sell())) > lost_id
-        finally:
-            committer.cancel()
 
     with caplog.at_level(logging.ERROR):
         run(scenario)
