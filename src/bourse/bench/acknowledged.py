@@ -94,10 +94,11 @@ class Client:
         self.account_id = account_id
         self.seen = seen
         self.rng = rng
+        #: The ids of this client's acknowledged orders, in the order opened.
+        self.own: list[int] = []
 
     def next_request(self) -> bytes:
-        rng = self.rng
-        own = [oid for oid, o in self.seen.orders.items() if o.account_id == self.account_id]
+        rng, own = self.rng, self.own
         children = []
         for _ in range(rng.randint(1, 3)):
             roll = rng.random()
@@ -121,9 +122,11 @@ class Client:
         self.seen.requests += 1
         for element in _parse(reply):
             if element.tag == "opened":
-                self.seen.orders[int(element.get("id", "0"))] = SeenOrder(
+                order_id = int(element.get("id", "0"))
+                self.seen.orders[order_id] = SeenOrder(
                     self.account_id, Decimal(element.get("amount", "0"))
                 )
+                self.own.append(order_id)
             elif element.tag in ("status", "canceled"):
                 self._record_history(element)
 
