@@ -1,4 +1,4 @@
-"""The matching engine against every rule of PROTOCOL.md, one rule a test."""
+"""The matching engine against every rule of the protocol, one rule a test."""
 
 from __future__ import annotations
 

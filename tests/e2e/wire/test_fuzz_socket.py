@@ -28,7 +28,7 @@ hangs and never dies. For mutated streams the oracle is the server's own
 sans-I/O decoder and reader fed the stream whole: that pins down how many
 replies must come and what each refusal says, so the socket path must agree
 with them byte for byte under any segmentation and any engine outcome. For
-hostile documents the oracle is PROTOCOL.md itself: a child with a value
+hostile documents the oracle is the protocol's rules: a child with a value
 the protocol cannot accept, or whose attributes are wrong, is an ``<error>``
 echoing its attributes exactly, a fresh account with a valid balance is
 ``<created>``, a faulty structure is one attribute-less request-level
