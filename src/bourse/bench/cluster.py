@@ -231,6 +231,16 @@ class ReplicatedCluster:
         thaw(self._paused)
         self._paused = []
 
+    def set_synchronous(self, synchronous: bool) -> None:
+        """Make the current primary's commits wait for the standby, or not
+        (``ALTER SYSTEM``, then a reload), and wait until it reports the
+        standby so."""
+        names = "*" if synchronous else ""
+        self.primary.query(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
+        self.primary.query("SELECT pg_reload_conf()")
+        self.synchronous = synchronous
+        self._wait_streaming(self.standby)
+
     def replication_state(self) -> list[Replica]:
         """The primary's view of its standbys."""
         rows = self.primary.query(
