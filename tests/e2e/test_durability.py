@@ -173,7 +173,7 @@ def test_frozen_database_gives_prompt_errors_then_recovers() -> None:
 SLOW_COMMIT = """
 CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
   $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
-CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON batches
+CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON journal
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();
 """
 
@@ -188,7 +188,7 @@ def test_commit_in_doubt_drops_the_connection_and_settles(database_url: str) -> 
             admin.execute(SLOW_COMMIT)
             with pytest.raises(ConnectionError):
                 exchange(server, b'<create><account id="2" balance="5"/></create>')
-            admin.execute("DROP TRIGGER slow_commit ON batches")
+            admin.execute("DROP TRIGGER slow_commit ON journal")
         reply = wait_until_available(
             server, b'<create><account id="1" balance="5"/><account id="2" balance="5"/></create>'
         )

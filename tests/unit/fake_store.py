@@ -187,6 +187,9 @@ class FakeStore:
         self._last_batch_id = batch_id
         self.batches.append((batch_id, requests, changes.row_count()))
 
+    async def wait_for_room(self) -> None:
+        """Nothing trails the commits here: there is always room."""
+
     async def reset_connections(self) -> None:
         self.calls.append("reset")
 

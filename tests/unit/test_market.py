@@ -23,7 +23,8 @@ from bourse.core.market import (
 )
 from bourse.core.mirror import MarketMirror
 from bourse.core.restore import restore_exchange
-from bourse.store.writer import batch_arguments
+from bourse.store.coalesce import coalesce
+from bourse.store.projection import window_arguments
 from tests.builders import account, cancel, create, order, shares, transactions
 
 D = Decimal
@@ -282,7 +283,7 @@ def test_restore_continues_seq_levels_and_recent_trades() -> None:
     assert [m.seq for m in restored.take_changes().market.messages] == [5, 6]
 
 
-def test_the_writer_merges_new_symbols_and_advanced_seqs() -> None:
+def test_the_projection_merges_new_symbols_and_advanced_seqs() -> None:
     changes = ChangeSet(
         symbols=["NEW", "IDLE"],
         accounts=[],
@@ -292,7 +293,7 @@ def test_the_writer_merges_new_symbols_and_advanced_seqs() -> None:
         deposits=[],
         sequences=[SequenceRow("OLD", 9), SequenceRow("NEW", 2)],
     )
-    arguments = batch_arguments(1, 1, changes)
+    arguments = window_arguments(coalesce([(1, changes)]))
     assert arguments[2:4] == (["NEW", "IDLE", "OLD"], [2, 0, 9])
 
 

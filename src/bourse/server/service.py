@@ -254,8 +254,9 @@ class ExchangeService:
         if not changes.is_empty():
             self._batch_id += 1
             in_doubt: list[SessionId] = []
-            started = time.perf_counter()
             try:
+                await self._store.wait_for_room()
+                started = time.perf_counter()
                 await within_listening_time(
                     self._store.write(self._batch_id, len(batch.replies), changes, in_doubt.append),
                     self._commit_deadline(changes),

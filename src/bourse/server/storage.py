@@ -49,6 +49,11 @@ class Storage(Protocol):
         is in doubt until that session has ended (``end_session``).
         """
 
+    async def wait_for_room(self) -> None:
+        """Return once another batch may be committed: the work still
+        trailing the commits (the projection of the tables) is within its
+        bound. Raising means the exchange must be rebuilt; nothing was written."""
+
     async def reset_connections(self) -> None:
         """Forget every connection (after a failure left them in doubt)."""
 

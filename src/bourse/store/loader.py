@@ -26,6 +26,7 @@ from bourse.core.changes import (
     SequenceRow,
 )
 from bourse.core.results import Execution
+from bourse.store.session import pooled_session
 
 _ACCOUNTS = "SELECT id, balance FROM accounts"
 _SYMBOLS = "SELECT symbol, market_seq FROM symbols ORDER BY symbol"
@@ -50,11 +51,11 @@ _LAST_BATCH = "SELECT coalesce(max(id), 0) FROM batches"
 async def load_state(database: AsyncEngine) -> tuple[ChangeSet, int]:
     """The exchange as last committed, as the change set that builds it from
     nothing, and the last batch id; read in one repeatable-read snapshot."""
-    async with database.connect() as connection:
-        session = (await connection.get_raw_connection()).driver_connection
-        assert session is not None
-        async with session.transaction(isolation="repeatable_read", readonly=True):
-            return await _read(session)
+    async with (
+        pooled_session(database) as session,
+        session.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        return await _read(session)
 
 
 async def _read(session: Any) -> tuple[ChangeSet, int]:

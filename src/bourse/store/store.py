@@ -1,7 +1,8 @@
 """The exchange's system of record, as the server sees it.
 
-One object bundles the connection pool, the migrations, the batch writer
-and the recovery loader, so the server never touches SQLAlchemy.
+One object bundles the connection pool, the migrations, the journal
+writer, the projection behind it and the recovery loader, so the server
+never touches SQLAlchemy.
 
 Reviving the embedded PostgreSQL blocks (it runs ``pg_ctl``), so it runs on
 a thread of its own: in the default executor it could wait for ever behind
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,8 +26,21 @@ from bourse.store.audit import audit_database
 from bourse.store.database import connection_pool, end_session, migrate
 from bourse.store.fence import SessionId
 from bourse.store.loader import load_state
+from bourse.store.projection import catch_up
+from bourse.store.projector import Projector
 from bourse.store.replication import Replication, read_replication
+from bourse.store.session import pooled_session
 from bourse.store.writer import BatchWriter, StatementSent
+
+log = logging.getLogger(__name__)
+
+#: Rows of committed batches the projection may trail by before commits
+#: wait for it, unless told otherwise.
+MAX_LAG_ROWS = 200_000
+
+#: Seconds a clean close waits for the projection to catch up; what is
+#: left stays in the journal and is projected at the next start.
+CLOSE_DRAIN_SECONDS = 10.0
 
 
 class Store:
@@ -33,12 +48,24 @@ class Store:
 
     ``revive``, when given, is called (on a thread of its own) before each
     attempt to reach the database during recovery: the embedded server
-    passes its own restart there.
+    passes its own restart there. ``max_lag_rows`` bounds the rows of
+    committed batches not yet projected (``Projector``); ``observe_lag`` is
+    told the seconds each projected window trailed its oldest commit.
     """
 
-    def __init__(self, url: str, revive: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        revive: Callable[[], object] | None = None,
+        *,
+        max_lag_rows: int = MAX_LAG_ROWS,
+        observe_lag: Callable[[float], None] | None = None,
+    ) -> None:
         self._database = connection_pool(url)
         self._writer = BatchWriter(self._database)
+        self.projector = Projector(
+            self._database, max_lag_rows=max_lag_rows, observe_lag=observe_lag
+        )
         self._revive = revive
         self._reviver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bourse-revive")
         self._reviving: asyncio.Future[object] | None = None
@@ -61,17 +88,35 @@ class Store:
     async def write(
         self, batch_id: int, requests: int, changes: ChangeSet, statement_sent: StatementSent
     ) -> None:
-        """Commit one batch (see ``writer.BatchWriter.write``)."""
+        """Commit one batch to the journal (see ``writer.BatchWriter.write``);
+        the projection writes the tables from it later."""
         await self._writer.write(batch_id, requests, changes, statement_sent)
+        self.projector.add(batch_id, changes)
+
+    async def wait_for_room(self) -> None:
+        """Return once the projection is close enough behind for another
+        commit (see ``Projector.wait_for_room``)."""
+        await self.projector.wait_for_room()
+
+    async def catch_up(self) -> int:
+        """Project whatever the journal holds beyond the watermark; the last
+        batch the tables then hold."""
+        async with pooled_session(self._database) as session:
+            return await catch_up(session)
 
     async def load(self) -> ChangeSet:
         """Everything committed so far, as the change set that builds it."""
+        await self.catch_up()
         stored, _ = await load_state(self._database)
         return stored
 
     async def load_exchange(self) -> tuple[Exchange, int]:
-        """A fresh exchange holding everything committed, and the last batch id."""
+        """A fresh exchange holding everything committed, and the last batch
+        id; the projection then goes on behind the batches to come."""
+        await self.projector.stop()
+        await self.catch_up()
         stored, last_batch_id = await load_state(self._database)
+        self.projector.start(last_batch_id)
         return restore_exchange(stored), last_batch_id
 
     async def claim(self) -> None:
@@ -94,7 +139,9 @@ class Store:
         return await audit_database(self._database)
 
     async def reset_connections(self) -> None:
-        """Forget every connection (after a failure left them in doubt)."""
+        """Stop projecting and forget every connection (after a failure left
+        them in doubt)."""
+        await self.projector.stop()
         await self._writer.forget_session()
         await self._database.dispose(close=False)
 
@@ -105,5 +152,10 @@ class Store:
             with contextlib.suppress(Exception):
                 await self._reviving
         self._reviver.shutdown()
+        try:
+            await asyncio.wait_for(self.projector.drain(), CLOSE_DRAIN_SECONDS)
+        except TimeoutError:
+            log.warning("the projection is behind at close; the next start finishes it")
+        await self.projector.close()
         await self._writer.close()
         await self._database.dispose()

@@ -1,0 +1,188 @@
+"""The projection, running behind the commits.
+
+Once a batch's journal row has committed, its change set is handed to the
+projector, which writes the documented tables from it in windows of
+consecutive batches (``projection.project``), each window as one
+transaction that also moves the watermark. Nothing waits for it but the
+tables' readers: replies have already left.
+
+The projector's queue is bounded: when the batches not yet projected hold
+more than ``max_lag_rows`` rows, ``wait_for_room`` makes the committer wait
+before the next commit, so that when the projection cannot keep up, the
+exchange slows down its acknowledgements instead of letting the lag and the
+memory it holds grow. A window that fails to write (the database is down)
+is tried again every ``RETRY_INTERVAL`` seconds; one that finds the
+watermark elsewhere than where this projector left it makes
+``wait_for_room`` raise ``ProjectionFailedError``, so the exchange is rebuilt
+from the database (which projects the journal itself on the way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bourse.core.changes import ChangeSet
+from bourse.store.coalesce import Window, coalesce
+from bourse.store.projection import WINDOW_ROWS, ProjectionConflictError, project, watermark
+from bourse.store.session import DedicatedSession
+
+log = logging.getLogger(__name__)
+
+RETRY_INTERVAL = 0.5
+
+
+class ProjectionFailedError(Exception):
+    """The projector found the tables moved under it; the exchange must be rebuilt."""
+
+
+@dataclass(slots=True)
+class ProjectionStats:
+    """What the projector has done since it started."""
+
+    windows: int = 0
+    batches: int = 0
+    rows: int = 0
+    #: Seconds of this process's time spent merging windows and building
+    #: their arguments (the part that runs on the event loop).
+    loop_seconds: float = 0.0
+
+
+class Projector:
+    """Projects committed batches, in order, from one dedicated session."""
+
+    def __init__(
+        self,
+        database: AsyncEngine,
+        *,
+        max_lag_rows: int,
+        observe_lag: Callable[[float], None] | None = None,
+    ) -> None:
+        self._session = DedicatedSession(database)
+        self._max_lag_rows = max_lag_rows
+        self._observe_lag = observe_lag
+        #: Committed batches not yet projected: id, changes, commit time.
+        self._queue: deque[tuple[int, ChangeSet, float]] = deque()
+        self._queued_rows = 0
+        self._work = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: str | None = None
+        #: The last batch the tables hold, as far as this projector knows.
+        self.watermark = 0
+        self.stats = ProjectionStats()
+
+    @property
+    def lag_batches(self) -> int:
+        """Committed batches not yet projected."""
+        return len(self._queue)
+
+    def start(self, projected: int) -> None:
+        """Project from batch ``projected + 1`` on."""
+        self.watermark = projected
+        self._failure = None
+        self._task = asyncio.create_task(self._run(), name="bourse-projector")
+
+    def add(self, batch_id: int, changes: ChangeSet) -> None:
+        """Batch ``batch_id`` has committed to the journal: project it."""
+        self._queue.append((batch_id, changes, time.monotonic()))
+        self._queued_rows += changes.row_count()
+        self._work.set()
+
+    async def wait_for_room(self) -> None:
+        """Return once the unprojected batches are within the bound; raise
+        ``ProjectionFailedError`` if the projection cannot go on."""
+        while self._failure is None and self._queued_rows > self._max_lag_rows:
+            self._progress.clear()
+            await self._progress.wait()
+        if self._failure is not None:
+            raise ProjectionFailedError(self._failure)
+
+    async def drain(self) -> None:
+        """Wait until every batch handed over is projected (or the projection failed)."""
+        while self._queue and self._failure is None and self._task is not None:
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def stop(self) -> None:
+        """Stop projecting and forget what is queued (the journal keeps it)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._queue.clear()
+        self._queued_rows = 0
+        await self._session.forget()
+
+    async def close(self) -> None:
+        """Stop, closing the session cleanly."""
+        await self.stop()
+        await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            while self._queue and self._failure is None:
+                await self._project_next()
+                self._progress.set()
+
+    async def _project_next(self) -> None:
+        started = time.perf_counter()
+        window, oldest = self._next_window()
+        self.stats.loop_seconds += time.perf_counter() - started
+        try:
+            session, _ = await self._session.open()
+            await project(session, window)
+        except ProjectionConflictError as conflict:
+            await self._settle_conflict(window, conflict)
+            return
+        except Exception as exc:
+            log.warning("projecting batches %d-%d failed: %r", window.first, window.last, exc)
+            await self._session.forget()
+            await asyncio.sleep(RETRY_INTERVAL)
+            return
+        self._retire(window)
+        if self._observe_lag is not None:
+            self._observe_lag(time.monotonic() - oldest)
+
+    def _next_window(self) -> tuple[Window, float]:
+        """The oldest queued batches, about ``WINDOW_ROWS`` rows of them, merged;
+        and when the oldest committed."""
+        taken = []
+        rows = 0
+        for batch_id, changes, _ in self._queue:
+            taken.append((batch_id, changes))
+            rows += changes.row_count()
+            if rows >= WINDOW_ROWS:
+                break
+        return coalesce(taken), self._queue[0][2]
+
+    def _retire(self, window: Window) -> None:
+        while self._queue and self._queue[0][0] <= window.last:
+            _, changes, _ = self._queue.popleft()
+            self._queued_rows -= changes.row_count()
+            self.stats.rows += changes.row_count()
+        self.stats.windows += 1
+        self.stats.batches += window.last - window.first + 1
+        self.watermark = window.last
+
+    async def _settle_conflict(self, window: Window, conflict: ProjectionConflictError) -> None:
+        """Batches already projected by someone else are dropped; anything
+        else stops the projection until the exchange is rebuilt."""
+        with contextlib.suppress(Exception):
+            session, _ = await self._session.open()
+            found = await watermark(session)
+            if found >= window.last:
+                self._retire(window)
+                return
+        self._failure = f"{conflict} (projected up to batch {self.watermark} here)"
+        log.error("projection stopped: %s", self._failure)
