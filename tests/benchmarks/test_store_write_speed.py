@@ -10,9 +10,11 @@ store uses it, one pooled connection checked out per batch):
 
 - ``executemany``: one ``INSERT … VALUES … ON CONFLICT`` per table, executed
   for every row (``connection.execute(statement, list_of_dicts)``);
-- ``statement``: the store's own ``BatchWriter``: one statement of
-  data-modifying CTEs, one ``INSERT … SELECT … FROM unnest(arrays) … ON
-  CONFLICT`` per table, on a dedicated asyncpg session (asyncpg only);
+- ``statement``: the store's own path: the batch's journal row
+  (``BatchWriter``), then its projection as a window of one batch: one
+  statement of data-modifying CTEs, one ``INSERT … SELECT … FROM
+  unnest(arrays) … ON CONFLICT`` per table, on a dedicated asyncpg session
+  (asyncpg only);
 - ``copy``: binary COPY of the upserted rows into temporary tables (made
   once per connection, ``ON COMMIT DELETE ROWS``) then one
   ``INSERT … SELECT … ON CONFLICT`` per table from them; the insert-only
@@ -55,6 +57,8 @@ from bourse.core.changes import ChangeSet
 from bourse.core.exchange import Exchange
 from bourse.store.database import CONNECT_TIMEOUT, connection_pool, migrate
 from bourse.store.fence import SessionId
+from bourse.store.coalesce import coalesce
+from bourse.store.projection import project
 from bourse.store.writer import BatchWriter
 from tests.databases import EXTERNAL_URL_VARIABLE, external_url, fresh_database
 
@@ -233,9 +237,12 @@ _WRITERS: dict[int, BatchWriter] = {}
 
 
 async def write_statement(database: AsyncEngine, batch_id: int, batch: Batch) -> None:
-    """The store's own writer: one statement on a dedicated asyncpg session."""
+    """The store's own path on a dedicated asyncpg session: the journal row,
+    then the tables from it."""
     writer = _WRITERS.setdefault(id(database), BatchWriter(database))
     await writer.write(batch_id, batch.requests, batch.changes, _statement_sent)
+    session, _ = await writer.open_session()
+    await project(session, coalesce([(batch_id, batch.changes)]))
 
 
 _EXECUTEMANY_SYMBOLS = text("INSERT INTO symbols (symbol) VALUES (:symbol) ON CONFLICT DO NOTHING")

@@ -3,7 +3,8 @@
 ``python -m bourse.bench.write_cost --database-url URL`` feeds the exchange
 the benchmark workload, cuts a batch every K requests (``--batch``, the
 batch size the 32-client bench produces is about 16), writes the batches
-with the server's own writer and reports the CPU that this machine's
+with the server's own store (each batch's journal row, and the projection
+of the tables behind it, waited for at the end) and reports the CPU that this machine's
 PostgreSQL processes used per request, with the wall time per batch. Then
 it writes, into a scratch table, only the rows of the orders those
 batches created (primary key only, no foreign keys, the same
@@ -123,15 +124,17 @@ def _ignore_session(session: SessionId) -> None:
 async def measure_statement(
     url: str, setup: ChangeSet, batches: list[ChangeSet], requests_per_batch: int
 ) -> Cost:
-    """The server's batch writer, one batch after another."""
+    """The server's store, one batch after another, until the projection
+    has written them all."""
     store = Store(url)
     try:
         await store.migrate()
         await store.write(1, 1, setup, _ignore_session)
-        writes = [
+        writes: list[Callable[[], Awaitable[object]]] = [
             partial(store.write, batch_id, requests_per_batch, changes, _ignore_session)
             for batch_id, changes in enumerate(batches, start=2)
         ]
+        writes.append(store.projector.drain)
         cpu, wall = await _timed(writes)
     finally:
         await store.close()

@@ -91,7 +91,10 @@ class Projector:
         self._task = asyncio.create_task(self._run(), name="bourse-projector")
 
     def add(self, batch_id: int, changes: ChangeSet) -> None:
-        """Batch ``batch_id`` has committed to the journal: project it."""
+        """Batch ``batch_id`` has committed to the journal: project it
+        (starting from the batch before it if nothing said where to start)."""
+        if self._task is None:
+            self.start(batch_id - 1)
         self._queue.append((batch_id, changes, time.monotonic()))
         self._queued_rows += changes.row_count()
         self._work.set()
