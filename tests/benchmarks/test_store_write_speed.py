@@ -55,9 +55,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
 from bourse.core.changes import ChangeSet
 from bourse.core.exchange import Exchange
+from bourse.store.coalesce import coalesce
 from bourse.store.database import CONNECT_TIMEOUT, connection_pool, migrate
 from bourse.store.fence import SessionId
-from bourse.store.coalesce import coalesce
 from bourse.store.projection import project
 from bourse.store.writer import BatchWriter
 from tests.databases import EXTERNAL_URL_VARIABLE, external_url, fresh_database

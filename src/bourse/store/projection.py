@@ -115,6 +115,9 @@ SELECT (SELECT count(*) FROM watermark), (SELECT count(*) FROM new_batches)
 """  # noqa: S608 - built from this module's constants
 
 _WATERMARK = "SELECT batch_id FROM projection"
+#: Taken first in each projection: a second projector waits here, then
+#: sees where the first left the watermark.
+_LOCK_WATERMARK = "SELECT batch_id FROM projection FOR UPDATE"
 _JOURNAL_AFTER = (
     "SELECT batch_id, changes FROM journal WHERE batch_id > $1 ORDER BY batch_id LIMIT $2"
 )
@@ -133,6 +136,11 @@ async def project(session: Any, window: Window) -> None:
     write nothing) unless the watermark stood just before the window and
     the journal held every batch of it."""
     async with session.transaction():
+        found = await session.fetchval(_LOCK_WATERMARK)
+        if found != window.first - 1:
+            raise ProjectionConflictError(
+                f"batches {window.first}-{window.last} do not follow the watermark {found}"
+            )
         moved, batches = await session.fetchrow(_PROJECT, *window_arguments(window))
         if (moved, batches) != (1, window.last - window.first + 1):
             raise ProjectionConflictError(
@@ -148,12 +156,21 @@ async def watermark(session: Any) -> int:
 
 async def catch_up(session: Any) -> int:
     """Project every journal row beyond the watermark (after a crash or a
-    failure); the new watermark."""
+    failure); the new watermark. Should another projector move the
+    watermark meanwhile, go on from where it left it."""
     last = await watermark(session)
-    async for window in _unprojected(session, last):
-        await project(session, window)
-        last = window.last
-    return last
+    while True:
+        try:
+            async for window in _unprojected(session, last):
+                await project(session, window)
+                last = window.last
+        except ProjectionConflictError:
+            moved = await watermark(session)
+            if moved <= last:
+                raise
+            last = moved
+        else:
+            return last
 
 
 async def _unprojected(session: Any, after: int) -> AsyncIterator[Window]:

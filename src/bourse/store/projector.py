@@ -84,6 +84,11 @@ class Projector:
         """Committed batches not yet projected."""
         return len(self._queue)
 
+    @property
+    def lag_rows(self) -> int:
+        """Rows of the committed batches not yet projected."""
+        return self._queued_rows
+
     def start(self, projected: int) -> None:
         """Project from batch ``projected + 1`` on."""
         self.watermark = projected
