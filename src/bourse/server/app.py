@@ -32,7 +32,7 @@ from bourse.server.config import ServerConfig
 from bourse.server.frontend import Frontend, tls_context
 from bourse.server.limits import AccountLimits
 from bourse.server.market_web import bind_http, market_feed
-from bourse.server.metrics import serve_metrics
+from bourse.server.metrics import Metrics, serve_metrics
 from bourse.server.publisher import MarketPublisher
 from bourse.server.service import ExchangeService
 from bourse.server.storage import Storage
@@ -180,10 +180,13 @@ def log_listening(host: str, port: int, *, admin: bool) -> None:
         log.info("bourse listening on %s:%s", host, port)
 
 
-def build_service(config: ServerConfig, store: Storage) -> ExchangeService:
+def build_service(
+    config: ServerConfig, store: Storage, metrics: Metrics | None = None
+) -> ExchangeService:
     """The exchange service on ``store``, with the limits ``config`` sets."""
     return ExchangeService(
         store,
+        metrics=metrics,
         commit_timeout=config.commit_timeout,
         recovery_timeout=config.recovery_timeout,
         account_limits=(
@@ -200,9 +203,16 @@ def build_service(config: ServerConfig, store: Storage) -> ExchangeService:
 
 
 async def _serve(config: ServerConfig, database: Database) -> int:
-    store = Store(database.url, revive=database.revive)
+    metrics = Metrics()
+    store = Store(
+        database.url,
+        revive=database.revive,
+        max_lag_rows=config.max_projection_lag,
+        observe_lag=metrics.projection_lag_seconds.observe,
+    )
+    metrics.projection_backlog = lambda: store.projector.lag_rows
     try:
-        service = build_service(config, store)
+        service = build_service(config, store, metrics)
         await service.start()
         return await ExchangeServer(config, service).serve()
     finally:

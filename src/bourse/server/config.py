@@ -179,6 +179,12 @@ class ServerConfig:
         "it), so a commit's duration stays bounded under any burst",
         positive_count,
     )
+    max_projection_lag: int = setting(
+        200_000,
+        "rows of committed batches the documented tables may trail the journal by; "
+        "past it, commits (and so replies) wait for the projection to catch up",
+        positive_count,
+    )
     max_commands: int = setting(
         100_000,
         "commands one request may hold, counting each `<symbol>`/`<account>` pair; a "

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 #: Requests per committed batch, and seconds per commit.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0)
+#: Seconds the tables trail a commit.
+LAG_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass(slots=True)
@@ -80,6 +82,8 @@ class Metrics:
         self.gateways: dict[int, dict[str, Any]] = {}
         self.retired = FrontendCounters()
         self.filling: Callable[[], int] = lambda: 0
+        #: Rows of committed batches the tables do not hold yet.
+        self.projection_backlog: Callable[[], int] = lambda: 0
         self.batch_requests = Histogram(
             "bourse_batch_requests",
             "Requests per committed batch",
@@ -90,6 +94,13 @@ class Metrics:
             "bourse_commit_seconds",
             "Seconds from sending a batch to its COMMIT returning",
             buckets=COMMIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.projection_lag_seconds = Histogram(
+            "bourse_projection_lag_seconds",
+            "Seconds from a batch's commit to the tables holding it (the oldest "
+            "batch of each projected window)",
+            buckets=LAG_BUCKETS,
             registry=self.registry,
         )
         self.registry.register(_Collector(self))
@@ -161,6 +172,11 @@ class _Collector(Collector):
             "bourse_batch_filling_requests",
             "Requests applied and waiting for the next commit",
             value=self._metrics.filling(),
+        )
+        yield GaugeMetricFamily(
+            "bourse_projection_backlog_rows",
+            "Rows of committed batches not yet written to the tables",
+            value=self._metrics.projection_backlog(),
         )
         yield GaugeMetricFamily(
             "bourse_gateway_waiting_requests",
