@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 from lxml import etree
@@ -260,10 +260,13 @@ async def audit(server: Server) -> list[str]:
 async def absent_orders(url: str, seen: Acknowledged) -> list[str]:
     """Every acknowledged order the database at ``url`` does not hold, as
     placed (same id, account and amount), read in SQL rather than through
-    the server: what a failover to a standby that lacked it lost."""
+    the server: what a failover to a standby that lacked it lost. The
+    tables trail the commits, so this waits (up to ``PROJECTION_WAIT``
+    seconds) for the journal to be projected first."""
     async with await psycopg.AsyncConnection.connect(
-        url, connect_timeout=math.ceil(PROBE_TIMEOUT)
+        url, connect_timeout=math.ceil(PROBE_TIMEOUT), autocommit=True
     ) as connection:
+        await _projected(connection)
         cursor = await connection.execute(
             "SELECT id, account_id, amount FROM orders WHERE id = ANY(%s)", [list(seen.orders)]
         )
@@ -273,3 +276,19 @@ async def absent_orders(url: str, seen: Acknowledged) -> list[str]:
         for order_id, order in seen.orders.items()
         if stored.get(order_id) != (order.account_id, order.amount)
     ]
+
+
+#: Seconds ``absent_orders`` waits for the tables to catch up with the journal.
+PROJECTION_WAIT = 30.0
+
+
+async def _projected(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Return once the journal is empty (every committed batch is in the
+    tables), or after ``PROJECTION_WAIT`` seconds."""
+    deadline = time.monotonic() + PROJECTION_WAIT
+    while time.monotonic() < deadline:
+        cursor = await connection.execute("SELECT count(*) FROM journal")
+        row = await cursor.fetchone()
+        if row is not None and row[0] == 0:
+            return
+        await asyncio.sleep(0.05)
