@@ -55,7 +55,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bourse.bench.workload import WorkloadShape, setup_request, transaction_stream
 from bourse.core.changes import ChangeSet
 from bourse.core.exchange import Exchange
-from bourse.store.coalesce import coalesce
 from bourse.store.database import CONNECT_TIMEOUT, connection_pool, migrate
 from bourse.store.fence import SessionId
 from bourse.store.projection import project
@@ -242,7 +241,7 @@ async def write_statement(database: AsyncEngine, batch_id: int, batch: Batch) ->
     writer = _WRITERS.setdefault(id(database), BatchWriter(database))
     await writer.write(batch_id, batch.requests, batch.changes, _statement_sent)
     session, _ = await writer.open_session()
-    await project(session, coalesce([(batch_id, batch.changes)]))
+    await project(session, batch_id, batch_id)
 
 
 _EXECUTEMANY_SYMBOLS = text("INSERT INTO symbols (symbol) VALUES (:symbol) ON CONFLICT DO NOTHING")

@@ -23,8 +23,6 @@ from bourse.core.market import (
 )
 from bourse.core.mirror import MarketMirror
 from bourse.core.restore import restore_exchange
-from bourse.store.coalesce import coalesce
-from bourse.store.projection import window_arguments
 from tests.builders import account, cancel, create, order, shares, transactions
 
 D = Decimal
@@ -281,20 +279,6 @@ def test_restore_continues_seq_levels_and_recent_trades() -> None:
     )
     restored.apply(transactions("1", order("SPY", "1", "6")), 4)
     assert [m.seq for m in restored.take_changes().market.messages] == [5, 6]
-
-
-def test_the_projection_merges_new_symbols_and_advanced_seqs() -> None:
-    changes = ChangeSet(
-        symbols=["NEW", "IDLE"],
-        accounts=[],
-        positions=[],
-        orders=[],
-        executions=[],
-        deposits=[],
-        sequences=[SequenceRow("OLD", 9), SequenceRow("NEW", 2)],
-    )
-    arguments = window_arguments(coalesce([(1, changes)]))
-    assert arguments[2:4] == (["NEW", "IDLE", "OLD"], [2, 0, 9])
 
 
 # the mirror

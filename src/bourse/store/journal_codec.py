@@ -1,98 +1,65 @@
-"""A batch's change set as the bytes of one journal row, and back.
+"""A batch's change set as the text of one journal row.
 
 The journal row is on the critical path (no reply leaves before it has
-committed), so its encoding must cost the engine little: every row becomes
-a plain tuple and the whole is pickled, which the interpreter does in C.
-Pickle can name any class, and the bytes come back from the database, so
-decoding admits exactly one class, ``decimal.Decimal``: a row forged in
-the table can fail to decode, never run code.
+committed), so its encoding must cost the engine little, and PostgreSQL
+must be able to read it on its own: the projection into the documented
+tables is one SQL statement over journal rows (``projection.py``), with no
+per-row work in the engine process. So the row is JSON, one array per
+table and one array per row, in the column order below; money and share
+counts are JSON strings holding the exact decimal (a JSON number would go
+through binary floating point in many readers), times are Unix seconds.
+
+``v`` is the layout's version: the projection reads only rows of its own
+version, and refuses to go on past one it cannot read.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
-from decimal import Decimal
+import json
 
-from bourse.core.changes import (
-    AccountRow,
-    ChangeSet,
-    DepositRow,
-    ExecutionRow,
-    OrderRow,
-    PositionRow,
-    SequenceRow,
-)
-from bourse.core.results import Execution
+from bourse.core.changes import ChangeSet
 
-#: Bumped when the layout below changes; decoding refuses other versions.
-_VERSION = 1
+#: Bumped when the layout changes; the projection reads this version only.
+VERSION = 1
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-class JournalFormatError(Exception):
-    """A journal row this version of bourse cannot read."""
-
-
-def encode(changes: ChangeSet) -> bytes:
-    """The change set as bytes (what the batch wrote, not its market update)."""
-    return pickle.dumps(
-        (
-            _VERSION,
-            tuple(changes.symbols),
-            [(r.account_id, r.balance) for r in changes.accounts],
-            [(r.account_id, r.symbol, r.shares) for r in changes.positions],
-            [
+def encode(changes: ChangeSet) -> str:
+    """The change set as a journal row (what the batch wrote, not its
+    market update). Keys: ``s`` symbols ``[symbol, market_seq]`` (0 for a
+    new symbol with no message yet), ``a`` accounts ``[id, balance]``,
+    ``p`` positions ``[account, symbol, shares]``, ``o`` orders ``[id,
+    account, symbol, amount, limit, open, canceled, canceled_at,
+    created_at]``, ``e`` executions ``[order, shares, price, time]`` and
+    ``d`` deposits ``[account, symbol, amount, time]``, each in the order
+    the batch made them."""
+    symbols = dict.fromkeys(changes.symbols, 0)
+    symbols.update((row.symbol, row.seq) for row in changes.sequences)
+    return _dumps(
+        {
+            "v": VERSION,
+            "s": list(symbols.items()),
+            "a": [(r.account_id, str(r.balance)) for r in changes.accounts],
+            "p": [(r.account_id, r.symbol, str(r.shares)) for r in changes.positions],
+            "o": [
                 (
                     r.order_id,
                     r.account_id,
                     r.symbol,
-                    r.amount,
-                    r.limit_price,
-                    r.open_shares,
-                    r.canceled_shares,
+                    str(r.amount),
+                    str(r.limit_price),
+                    str(r.open_shares),
+                    str(r.canceled_shares),
                     r.canceled_at,
                     r.created_at,
                 )
                 for r in changes.orders
             ],
-            [
-                (r.order_id, r.execution.shares, r.execution.price, r.execution.time)
+            "e": [
+                (r.order_id, str(r.execution.shares), str(r.execution.price), r.execution.time)
                 for r in changes.executions
             ],
-            [(r.account_id, r.symbol, r.amount, r.time) for r in changes.deposits],
-            [(r.symbol, r.seq) for r in changes.sequences],
-        ),
-        protocol=pickle.HIGHEST_PROTOCOL,
+            "d": [(r.account_id, r.symbol, str(r.amount), r.time) for r in changes.deposits],
+        }
     )
-
-
-def decode(data: bytes) -> ChangeSet:
-    """The change set ``encode`` made these bytes from."""
-    try:
-        fields = _DecimalsOnly(io.BytesIO(data)).load()
-        version, symbols, accounts, positions, orders, executions, deposits, sequences = fields
-    except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as exc:
-        raise JournalFormatError(f"unreadable journal row: {exc}") from exc
-    if version != _VERSION:
-        raise JournalFormatError(f"journal row of format {version}, expected {_VERSION}")
-    return ChangeSet(
-        symbols=symbols,
-        accounts=[AccountRow(*row) for row in accounts],
-        positions=[PositionRow(*row) for row in positions],
-        orders=[OrderRow(*row) for row in orders],
-        executions=[
-            ExecutionRow(order_id, Execution(shares, price, time))
-            for order_id, shares, price, time in executions
-        ],
-        deposits=[DepositRow(*row) for row in deposits],
-        sequences=[SequenceRow(*row) for row in sequences],
-    )
-
-
-class _DecimalsOnly(pickle.Unpickler):
-    """An unpickler that can build no object but a ``Decimal``."""
-
-    def find_class(self, module: str, name: str) -> type[Decimal]:
-        if (module, name) == ("decimal", "Decimal"):
-            return Decimal
-        raise pickle.UnpicklingError(f"journal rows hold no {module}.{name}")

@@ -1,115 +1,98 @@
-"""Writing the documented tables from the journal.
+"""Writing the documented tables from the journal, in SQL.
 
-A window of journaled batches (``coalesce.Window``) is written as one
-statement of data-modifying common table expressions, one per table, each
-fed by arrays that ``unnest`` expands on the server. The same statement
-moves the watermark (``projection``: the last batch the tables hold, and
-when it committed), adds the window's ``batches`` rows and deletes the
-journal rows it covers, so the tables, the watermark and the journal always
-agree: a reader sees whole batches only, and a crash at any point leaves
-either all of it or none.
+A window of consecutive journaled batches is projected by one statement
+that PostgreSQL runs on its own: it reads the window's journal rows (JSON,
+``journal_codec``), expands each table's rows, merges them (a row several
+batches changed is written once, with its value from the latest batch; an
+order keeps the first batch of the window that names it, which created
+it unless an earlier window did, in which case the stored row keeps its
+own; executions and deposits keep every row, in batch order then in the
+order each batch made them), and writes them with ``INSERT … ON CONFLICT …
+DO UPDATE``. The same statement adds the window's ``batches`` rows, moves
+the watermark (``projection``: the last batch the tables hold, and when it
+committed) and deletes the journal rows it covers, so the tables, the
+watermark and the journal always agree: a reader sees whole batches only,
+and a crash at any point leaves either all of it or none. The engine
+process sends two window bounds and does no per-row work at all.
 
-The statement only moves the watermark from the batch just before the
-window; if it finds another (a second projector got there first, or the
-database is not the one these batches were journaled in), or the journal
-lacks one of the window's batches, it writes nothing (``ProjectionConflictError``).
+Each projection first locks the watermark row and checks it stands just
+before the window; if it stands elsewhere (a second projector got there
+first, or the database is not the one these batches were journaled in),
+or the journal lacks a batch of the window (or holds one in a layout of
+another version), nothing is written (``ProjectionConflictError``).
 
-Rows that already exist are updated in place (``ON CONFLICT … DO UPDATE``);
-foreign keys are checked at the end of the statement, so rows may refer to
-rows the same window creates. New symbols and the symbols whose
-market-data ``seq`` advanced share one array: ``ON CONFLICT … DO UPDATE``
-may not touch a row twice in one statement. A ``seq`` never goes back
+Foreign keys are checked at the end of the statement, so rows may refer to
+rows the same window creates. A symbol's ``market_seq`` never goes back
 (``greatest``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-from bourse.store.coalesce import Window, windows
-from bourse.store.journal_codec import decode
+from bourse.store.journal_codec import VERSION
 
-_UPSERTS = """
-WITH watermark AS (
+_PROJECT = f"""
+WITH window_rows AS MATERIALIZED (
+  SELECT batch_id, requests, committed_at, CAST(changes AS jsonb) AS c
+  FROM journal WHERE batch_id BETWEEN $1 AND $2
+), readable AS MATERIALIZED (
+  SELECT * FROM window_rows WHERE c->>'v' = '{VERSION}'
+), watermark AS (
   UPDATE projection SET batch_id = $2,
-    committed_at = (SELECT committed_at FROM journal WHERE batch_id = $2)
+    committed_at = (SELECT committed_at FROM readable WHERE batch_id = $2)
   WHERE batch_id = $1 - 1
   RETURNING 1
 ), new_batches AS (
   INSERT INTO batches (id, requests, committed_at)
-  SELECT batch_id, requests, committed_at FROM journal WHERE batch_id BETWEEN $1 AND $2
+  SELECT batch_id, requests, committed_at FROM readable
   RETURNING 1
 ), retired AS (
   DELETE FROM journal WHERE batch_id <= $2
 ), changed_symbols AS (
   INSERT INTO symbols (symbol, market_seq)
-  SELECT * FROM unnest(CAST($3 AS text[]), CAST($4 AS bigint[]))
+  SELECT r->>0, max(CAST(r->>1 AS bigint))
+  FROM readable, jsonb_array_elements(c->'s') AS r
+  GROUP BY r->>0
   ON CONFLICT (symbol) DO UPDATE
     SET market_seq = greatest(symbols.market_seq, EXCLUDED.market_seq)
 ), changed_accounts AS (
   INSERT INTO accounts (id, balance)
-  SELECT * FROM unnest(CAST($5 AS text[]), CAST($6 AS numeric[]))
+  SELECT DISTINCT ON (r->>0) r->>0, CAST(r->>1 AS numeric)
+  FROM readable, jsonb_array_elements(c->'a') AS r
+  ORDER BY r->>0, batch_id DESC
   ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance
 ), changed_positions AS (
   INSERT INTO positions (account_id, symbol, shares)
-  SELECT * FROM unnest(CAST($7 AS text[]),
-                       CAST($8 AS text[]), CAST($9 AS numeric[]))
+  SELECT DISTINCT ON (r->>0, r->>1) r->>0, r->>1, CAST(r->>2 AS numeric)
+  FROM readable, jsonb_array_elements(c->'p') AS r
+  ORDER BY r->>0, r->>1, batch_id DESC
   ON CONFLICT (account_id, symbol) DO UPDATE SET shares = EXCLUDED.shares
+), order_rows AS (
+  SELECT CAST(r->>0 AS bigint) AS id, r, batch_id,
+         min(batch_id) OVER (PARTITION BY CAST(r->>0 AS bigint)) AS created_in
+  FROM readable, jsonb_array_elements(c->'o') AS r
 ), changed_orders AS (
   INSERT INTO orders (id, account_id, symbol, amount, limit_price, open_shares,
                       canceled_shares, canceled_at, created_at, batch_id)
-  SELECT o.id, o.account_id, o.symbol, o.amount, o.limit_price, o.open_shares,
-         o.canceled_shares, to_timestamp(o.canceled_at), to_timestamp(o.created_at), o.batch_id
-  FROM unnest(CAST($10 AS bigint[]), CAST($11 AS text[]),
-              CAST($12 AS text[]), CAST($13 AS numeric[]),
-              CAST($14 AS numeric[]), CAST($15 AS numeric[]),
-              CAST($16 AS numeric[]), CAST($17 AS bigint[]),
-              CAST($18 AS bigint[]), CAST($19 AS bigint[]))
-    AS o(id, account_id, symbol, amount, limit_price, open_shares, canceled_shares,
-         canceled_at, created_at, batch_id)
+  SELECT DISTINCT ON (id) id, r->>1, r->>2, CAST(r->>3 AS numeric), CAST(r->>4 AS numeric),
+         CAST(r->>5 AS numeric), CAST(r->>6 AS numeric),
+         to_timestamp(CAST(r->>7 AS bigint)), to_timestamp(CAST(r->>8 AS bigint)), created_in
+  FROM order_rows
+  ORDER BY id, batch_id DESC
   ON CONFLICT (id) DO UPDATE SET open_shares = EXCLUDED.open_shares,
     canceled_shares = EXCLUDED.canceled_shares, canceled_at = EXCLUDED.canceled_at
-)"""
-
-
-def _appended(table: str, columns: tuple[str, ...], types: tuple[str, ...], first: int) -> str:
-    """An ``INSERT`` appending rows to the history table ``table`` in the
-    order its arrays give them. Column ``i``'s array is parameter
-    ``first + i``; columns named ``…_at`` hold Unix seconds."""
-    arrays = ", ".join(f"CAST(${first + i} AS {kind}[])" for i, kind in enumerate(types))
-    selected = ", ".join(
-        f"to_timestamp(r.{column})" if column.endswith("_at") else f"r.{column}"
-        for column in columns
-    )
-    return f"""INSERT INTO {table} ({", ".join(columns)})
-  SELECT {selected}
-  FROM unnest({arrays})
-    WITH ORDINALITY AS r({", ".join(columns)}, position)
-  ORDER BY r.position"""  # noqa: S608 - built from this module's constants
-
-
-#: The whole window in one statement: the watermark, the batches, the
-#: upserts, then the two history tables, appended in the order the batches
-#: made their rows. It answers how many watermark rows and batches it wrote.
-_PROJECT = f"""{_UPSERTS}, new_executions AS (
-  {
-    _appended(
-        "executions",
-        ("order_id", "shares", "price", "executed_at", "batch_id"),
-        ("bigint", "numeric", "numeric", "bigint", "bigint"),
-        20,
-    )
-}
+), new_executions AS (
+  INSERT INTO executions (order_id, shares, price, executed_at, batch_id)
+  SELECT CAST(r->>0 AS bigint), CAST(r->>1 AS numeric), CAST(r->>2 AS numeric),
+         to_timestamp(CAST(r->>3 AS bigint)), batch_id
+  FROM readable, jsonb_array_elements(c->'e') WITH ORDINALITY AS x(r, position)
+  ORDER BY batch_id, position
 ), new_deposits AS (
-  {
-    _appended(
-        "deposits",
-        ("account_id", "symbol", "amount", "deposited_at", "batch_id"),
-        ("text", "text", "numeric", "bigint", "bigint"),
-        25,
-    )
-}
+  INSERT INTO deposits (account_id, symbol, amount, deposited_at, batch_id)
+  SELECT r->>0, r->>1, CAST(r->>2 AS numeric), to_timestamp(CAST(r->>3 AS bigint)), batch_id
+  FROM readable, jsonb_array_elements(c->'d') WITH ORDINALITY AS x(r, position)
+  ORDER BY batch_id, position
 )
 SELECT (SELECT count(*) FROM watermark), (SELECT count(*) FROM new_batches)
 """  # noqa: S608 - built from this module's constants
@@ -118,11 +101,10 @@ _WATERMARK = "SELECT batch_id FROM projection"
 #: Taken first in each projection: a second projector waits here, then
 #: sees where the first left the watermark.
 _LOCK_WATERMARK = "SELECT batch_id FROM projection FOR UPDATE"
-_JOURNAL_AFTER = (
-    "SELECT batch_id, changes FROM journal WHERE batch_id > $1 ORDER BY batch_id LIMIT $2"
-)
-#: Journal rows read at once when catching up, and rows written per window.
-_CATCH_UP_BATCHES = 256
+#: The size of each journal row beyond a batch, to cut catching up into windows.
+_JOURNAL_AFTER = "SELECT batch_id, rows FROM journal WHERE batch_id > $1 ORDER BY batch_id"
+
+#: Rows a window holds at most, unless one batch alone holds more.
 WINDOW_ROWS = 50_000
 
 
@@ -130,22 +112,23 @@ class ProjectionConflictError(Exception):
     """The database's watermark or journal does not match the window: nothing written."""
 
 
-async def project(session: Any, window: Window) -> None:
-    """Write ``window`` to the tables, move the watermark and retire its
-    journal rows, in one transaction; raise ``ProjectionConflictError`` (and
-    write nothing) unless the watermark stood just before the window and
-    the journal held every batch of it."""
+async def project(session: Any, first: int, last: int) -> None:
+    """Write batches ``first`` to ``last`` from the journal to the tables,
+    move the watermark and retire their journal rows, in one transaction;
+    raise ``ProjectionConflictError`` (and write nothing) unless the
+    watermark stood just before the window and the journal held every
+    batch of it in a layout this version reads."""
     async with session.transaction():
         found = await session.fetchval(_LOCK_WATERMARK)
-        if found != window.first - 1:
+        if found != first - 1:
             raise ProjectionConflictError(
-                f"batches {window.first}-{window.last} do not follow the watermark {found}"
+                f"batches {first}-{last} do not follow the watermark {found}"
             )
-        moved, batches = await session.fetchrow(_PROJECT, *window_arguments(window))
-        if (moved, batches) != (1, window.last - window.first + 1):
+        moved, batches = await session.fetchrow(_PROJECT, first, last)
+        if (moved, batches) != (1, last - first + 1):
             raise ProjectionConflictError(
-                f"batches {window.first}-{window.last} do not follow the watermark, "
-                "or the journal lacks some of them"
+                f"the journal lacks some of batches {first}-{last}, or holds them in a "
+                f"layout other than version {VERSION}"
             )
 
 
@@ -161,9 +144,10 @@ async def catch_up(session: Any) -> int:
     last = await watermark(session)
     while True:
         try:
-            async for window in _unprojected(session, last):
-                await project(session, window)
-                last = window.last
+            sizes = [tuple(row) for row in await session.fetch(_JOURNAL_AFTER, last)]
+            for first, final in windows(sizes, WINDOW_ROWS):
+                await project(session, first, final)
+                last = final
         except ProjectionConflictError:
             moved = await watermark(session)
             if moved <= last:
@@ -173,50 +157,20 @@ async def catch_up(session: Any) -> int:
             return last
 
 
-async def _unprojected(session: Any, after: int) -> AsyncIterator[Window]:
-    while rows := await session.fetch(_JOURNAL_AFTER, after, _CATCH_UP_BATCHES):
-        batches = ((batch_id, decode(changes)) for batch_id, changes in rows)
-        for window in windows(batches, WINDOW_ROWS):
-            yield window
-        after = rows[-1][0]
-
-
-def window_arguments(window: Window) -> tuple[Any, ...]:
-    """The statement's arguments, in order: the window's bounds, then one
-    array per column of each table."""
-    changes = window.changes
-    accounts, positions, orders = changes.accounts, changes.positions, changes.orders
-    executions, deposits = changes.executions, changes.deposits
-    symbols = dict.fromkeys(changes.symbols, 0)
-    symbols.update((row.symbol, row.seq) for row in changes.sequences)
-    return (
-        window.first,
-        window.last,
-        list(symbols),
-        list(symbols.values()),
-        [row.account_id for row in accounts],
-        [row.balance for row in accounts],
-        [row.account_id for row in positions],
-        [row.symbol for row in positions],
-        [row.shares for row in positions],
-        [row.order_id for row in orders],
-        [row.account_id for row in orders],
-        [row.symbol for row in orders],
-        [row.amount for row in orders],
-        [row.limit_price for row in orders],
-        [row.open_shares for row in orders],
-        [row.canceled_shares for row in orders],
-        [row.canceled_at for row in orders],
-        [row.created_at for row in orders],
-        window.order_batches,
-        [row.order_id for row in executions],
-        [row.execution.shares for row in executions],
-        [row.execution.price for row in executions],
-        [row.execution.time for row in executions],
-        window.execution_batches,
-        [row.account_id for row in deposits],
-        [row.symbol for row in deposits],
-        [row.amount for row in deposits],
-        [row.time for row in deposits],
-        window.deposit_batches,
-    )
+def windows(sizes: list[tuple[int, int]], max_rows: int) -> list[tuple[int, int]]:
+    """Consecutive batches, given as ``(batch id, rows)`` in order, cut into
+    windows ``(first, last)`` of about ``max_rows`` rows each: a window
+    closes once it reaches the bound, and one batch larger than the bound
+    makes a window alone."""
+    cut: list[tuple[int, int]] = []
+    first, rows = 0, 0
+    for batch_id, batch_rows in sizes:
+        if not first:
+            first = batch_id
+        rows += batch_rows
+        if rows >= max_rows:
+            cut.append((first, batch_id))
+            first, rows = 0, 0
+    if first:
+        cut.append((first, sizes[-1][0]))
+    return cut

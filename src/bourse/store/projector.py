@@ -1,10 +1,11 @@
 """The projection, running behind the commits.
 
-Once a batch's journal row has committed, its change set is handed to the
-projector, which writes the documented tables from it in windows of
-consecutive batches (``projection.project``), each window as one
-transaction that also moves the watermark. Nothing waits for it but the
-tables' readers: replies have already left.
+Once a batch's journal row has committed, the projector is told its number
+and size, and has PostgreSQL write the documented tables from the journal
+in windows of consecutive batches (``projection.project``), each window
+one transaction that also moves the watermark. Nothing waits for it but
+the tables' readers: replies have already left. The work is PostgreSQL's:
+this process only sends each window's bounds.
 
 The projector's queue is bounded: when the batches not yet projected hold
 more than ``max_lag_rows`` rows, ``wait_for_room`` makes the committer wait
@@ -29,8 +30,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bourse.core.changes import ChangeSet
-from bourse.store.coalesce import Window, coalesce
 from bourse.store.projection import WINDOW_ROWS, ProjectionConflictError, project, watermark
 from bourse.store.session import DedicatedSession
 
@@ -50,9 +49,6 @@ class ProjectionStats:
     windows: int = 0
     batches: int = 0
     rows: int = 0
-    #: Seconds of this process's time spent merging windows and building
-    #: their arguments (the part that runs on the event loop).
-    loop_seconds: float = 0.0
 
 
 class Projector:
@@ -68,8 +64,8 @@ class Projector:
         self._session = DedicatedSession(database)
         self._max_lag_rows = max_lag_rows
         self._observe_lag = observe_lag
-        #: Committed batches not yet projected: id, changes, commit time.
-        self._queue: deque[tuple[int, ChangeSet, float]] = deque()
+        #: Committed batches not yet projected: id, rows, commit time.
+        self._queue: deque[tuple[int, int, float]] = deque()
         self._queued_rows = 0
         self._work = asyncio.Event()
         self._progress = asyncio.Event()
@@ -95,13 +91,14 @@ class Projector:
         self._failure = None
         self._task = asyncio.create_task(self._run(), name="bourse-projector")
 
-    def add(self, batch_id: int, changes: ChangeSet) -> None:
-        """Batch ``batch_id`` has committed to the journal: project it
-        (starting from the batch before it if nothing said where to start)."""
+    def add(self, batch_id: int, rows: int) -> None:
+        """Batch ``batch_id``, of ``rows`` rows, has committed to the journal:
+        project it (starting from the batch before it if nothing said where
+        to start)."""
         if self._task is None:
             self.start(batch_id - 1)
-        self._queue.append((batch_id, changes, time.monotonic()))
-        self._queued_rows += changes.row_count()
+        self._queue.append((batch_id, rows, time.monotonic()))
+        self._queued_rows += rows
         self._work.set()
 
     async def wait_for_room(self) -> None:
@@ -144,53 +141,53 @@ class Projector:
                 self._progress.set()
 
     async def _project_next(self) -> None:
-        started = time.perf_counter()
-        window, oldest = self._next_window()
-        self.stats.loop_seconds += time.perf_counter() - started
+        first, last = self._next_window()
+        oldest = self._queue[0][2]
         try:
             session, _ = await self._session.open()
-            await project(session, window)
+            await project(session, first, last)
         except ProjectionConflictError as conflict:
-            await self._settle_conflict(window, conflict)
+            await self._settle_conflict(last, conflict)
             return
         except Exception as exc:
-            log.warning("projecting batches %d-%d failed: %r", window.first, window.last, exc)
+            log.warning("projecting batches %d-%d failed: %r", first, last, exc)
             await self._session.forget()
             await asyncio.sleep(RETRY_INTERVAL)
             return
-        self._retire(window)
+        self.stats.windows += 1
+        self._retire(last)
         if self._observe_lag is not None:
             self._observe_lag(time.monotonic() - oldest)
 
-    def _next_window(self) -> tuple[Window, float]:
-        """The oldest queued batches, about ``WINDOW_ROWS`` rows of them, merged;
-        and when the oldest committed."""
-        taken = []
+    def _next_window(self) -> tuple[int, int]:
+        """The oldest queued batches, about ``WINDOW_ROWS`` rows of them:
+        the first and the last."""
+        first = last = self._queue[0][0]
         rows = 0
-        for batch_id, changes, _ in self._queue:
-            taken.append((batch_id, changes))
-            rows += changes.row_count()
+        for batch_id, batch_rows, _ in self._queue:
+            last = batch_id
+            rows += batch_rows
             if rows >= WINDOW_ROWS:
                 break
-        return coalesce(taken), self._queue[0][2]
+        return first, last
 
-    def _retire(self, window: Window) -> None:
-        while self._queue and self._queue[0][0] <= window.last:
-            _, changes, _ = self._queue.popleft()
-            self._queued_rows -= changes.row_count()
-            self.stats.rows += changes.row_count()
-        self.stats.windows += 1
-        self.stats.batches += window.last - window.first + 1
-        self.watermark = window.last
+    def _retire(self, last: int) -> None:
+        """Batches up to ``last`` are in the tables."""
+        while self._queue and self._queue[0][0] <= last:
+            _, rows, _ = self._queue.popleft()
+            self._queued_rows -= rows
+            self.stats.rows += rows
+            self.stats.batches += 1
+        self.watermark = last
 
-    async def _settle_conflict(self, window: Window, conflict: ProjectionConflictError) -> None:
+    async def _settle_conflict(self, last: int, conflict: ProjectionConflictError) -> None:
         """Batches already projected by someone else are dropped; anything
         else stops the projection until the exchange is rebuilt."""
         with contextlib.suppress(Exception):
             session, _ = await self._session.open()
             found = await watermark(session)
-            if found >= window.last:
-                self._retire(window)
+            if found >= last:
+                self._retire(found)
                 return
         self._failure = f"{conflict} (projected up to batch {self.watermark} here)"
         log.error("projection stopped: %s", self._failure)

@@ -91,7 +91,7 @@ class Store:
         """Commit one batch to the journal (see ``writer.BatchWriter.write``);
         the projection writes the tables from it later."""
         await self._writer.write(batch_id, requests, changes, statement_sent)
-        self.projector.add(batch_id, changes)
+        self.projector.add(batch_id, changes.row_count())
 
     async def wait_for_room(self) -> None:
         """Return once the projection is close enough behind for another

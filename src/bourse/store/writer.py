@@ -1,8 +1,8 @@
 """Committing a batch: one journal row, in one short statement.
 
 The exchange cuts a ``ChangeSet`` (every changed row once, at its value at
-the cut). The writer appends it, encoded (``journal_codec``), as one row of
-the ``journal`` table: an ``INSERT`` sent outside an explicit transaction,
+the cut). The writer appends it, encoded as JSON (``journal_codec``), as
+one row of the ``journal`` table: an ``INSERT`` sent outside an explicit transaction,
 so the statement is its own transaction, one round trip and one small WAL
 flush whatever the batch holds. The batch's replies may leave once it
 returns. The documented tables are written from the journal behind the
@@ -31,7 +31,7 @@ from bourse.store.session import DedicatedSession
 #: out: from then on, its outcome is in doubt until that session has ended.
 StatementSent = Callable[[SessionId], None]
 
-_APPEND = "INSERT INTO journal (batch_id, requests, changes) VALUES ($1, $2, $3)"
+_APPEND = "INSERT INTO journal (batch_id, requests, rows, changes) VALUES ($1, $2, $3, $4)"
 
 #: The last batch the database holds, projected or not.
 LAST_BATCH = (
@@ -82,7 +82,7 @@ class BatchWriter:
                 )
             self._unchecked = False
         statement_sent(session_id)
-        await session.execute(_APPEND, batch_id, requests, encoded)
+        await session.execute(_APPEND, batch_id, requests, changes.row_count(), encoded)
 
     async def open_session(self) -> tuple[Any, SessionId]:
         """The writing session, opened if need be; opening it takes the

@@ -21,10 +21,11 @@ def upgrade() -> None:
         "journal",
         sa.Column("batch_id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("requests", sa.Integer, nullable=False),
+        sa.Column("rows", sa.Integer, nullable=False),
         sa.Column(
             "committed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
-        sa.Column("changes", sa.LargeBinary, nullable=False),
+        sa.Column("changes", sa.JSON, nullable=False),
     )
     # Kept out of line and uncompressed: compressing a large batch's row
     # would cost the commit that replies wait for.
