@@ -125,6 +125,7 @@ class Projector:
                 await task
         self._queue.clear()
         self._queued_rows = 0
+        self._progress.set()
         await self._session.forget()
 
     async def close(self) -> None:
@@ -150,6 +151,7 @@ class Projector:
             await self._settle_conflict(last, conflict)
             return
         except Exception as exc:
+            _reraise_cancellation(exc)
             log.warning("projecting batches %d-%d failed: %r", first, last, exc)
             await self._session.forget()
             await asyncio.sleep(RETRY_INTERVAL)
@@ -191,3 +193,13 @@ class Projector:
                 return
         self._failure = f"{conflict} (projected up to batch {self.watermark} here)"
         log.error("projection stopped: %s", self._failure)
+
+
+def _reraise_cancellation(error: Exception) -> None:
+    """Raise ``CancelledError`` if this task is being cancelled: the driver
+    reports a cancellation that closed the connection under a transaction as
+    the closed connection's error, and ``stop`` must not wait for ever on a
+    task that took it for a failed write and went on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
