@@ -9,8 +9,9 @@ PostgreSQL, a ``SIGSTOP`` of PostgreSQL long enough for commits to time
 out, a ``SIGSTOP`` then ``kill -9`` of the server. Then it restarts what is
 down and checks, through the protocol and in SQL, that every order, fill
 and cancel a client saw acknowledged is still there and answered the same,
-and that cash and shares are conserved (the clients and those checks are
-``acknowledged``).
+that every acknowledged order is in the ``orders`` table as placed (once
+the journal is projected), and that cash and shares are conserved (the
+clients and those checks are ``acknowledged``).
 
 ``python -m bourse.bench.crash --cycles 50`` runs the long version; the
 test suite runs a few cycles of the same code.
@@ -33,6 +34,7 @@ from pathlib import Path
 from bourse.bench.acknowledged import (
     Acknowledged,
     Client,
+    absent_orders,
     audit,
     create_accounts,
     served_at,
@@ -93,6 +95,13 @@ def _apply_fault(server: Server, fault: str) -> None:
         server.wait_dead()
 
 
+async def _check(server: Server, seen: Acknowledged) -> list[str]:
+    """Every check of a cycle: the protocol's answers, the books balanced,
+    every acknowledged order in the tables."""
+    stored = await absent_orders(server.store_url(), seen)
+    return await verify(server, seen) + await audit(server) + stored
+
+
 def _restart_if_down(server: Server) -> None:
     if server.process is None or server.process.poll() is not None:
         server.start()
@@ -142,7 +151,7 @@ async def run_crash_cycles(
             await _load_until_fault(server, people, fault, rng)
             _restart_if_down(server)
             await _wait_available(server)
-            problems = await verify(server, seen) + await audit(server)
+            problems = await _check(server, seen)
             report.cycles += 1
             report.faults[fault] = report.faults.get(fault, 0) + 1
             report.problems.extend(f"cycle {cycle} ({fault}): {p}" for p in problems)
