@@ -116,7 +116,7 @@ def test_orders_of_many_fills_read_the_same_from_the_tables(database_url: str) -
     """A busy history (orders filled in several parts, canceled after
     fills), asked about by three accounts: each owner and the others."""
     shape = WorkloadShape(accounts=6, symbols=2, requests=800)
-    stream = [setup_request(shape), *transaction_stream(shape, seed=3)]
+    stream: list[Request] = [setup_request(shape), *transaction_stream(shape, seed=3)]
 
     async def scenario() -> tuple[int, int]:
         store = Store(database_url)

@@ -103,6 +103,8 @@ class FakeStore:
         self._projected: Callable[[int], None] | None = None
         #: Order ids each ``stored_orders`` call asked for.
         self.order_reads: list[list[int]] = []
+        #: When given, every read of stored orders waits until it is set.
+        self.hold_reads: asyncio.Event | None = None
 
     def standby(self) -> dict[str, object]:
         """A copy of everything committed so far: what a standby holds."""
@@ -194,6 +196,8 @@ class FakeStore:
 
     async def stored_orders(self, order_ids: Collection[int]) -> dict[int, StoredOrder]:
         self.order_reads.append(sorted(order_ids))
+        if self.hold_reads is not None:
+            await self.hold_reads.wait()
         self._reach()
         return {
             order_id: self._stored_order(self._orders[order_id])
