@@ -5,11 +5,12 @@
 history of ``--closed`` closed orders (three pairs in four filled against
 each other, the rest canceled) and ``--orders`` open orders after them
 (buys below 100 and sells above, so none cross; half of them with a fill
-in their history), then times loading and rebuilding the exchange, as a
-restart does, checks the rebuilt books hold every open order and nothing
-else, and reports the process's resident memory: recovery reads the live
-state only, so time and memory should follow the open orders, not the
-history.
+in their history, a buy and a sell of one symbol at 75 each time, so that
+executions come in pairs as the exchange writes them), then times loading
+and rebuilding the exchange, as a restart does, checks the rebuilt books
+hold every open order and nothing else, and reports the process's
+resident memory: recovery reads the live state only, so time and memory
+should follow the open orders, not the history.
 """
 
 from __future__ import annotations
@@ -48,13 +49,13 @@ INSERT INTO executions (order_id, shares, price, executed_at, batch_id)
   SELECT id, 10, 100, now(), 1 FROM orders WHERE canceled_shares = 0 ORDER BY id;
 INSERT INTO orders (id, account_id, symbol, amount, limit_price, open_shares,
                     canceled_shares, canceled_at, created_at, batch_id)
-  SELECT %(closed)s + o, (1 + o %% %(accounts)s)::text, 'S' || (o %% %(symbols)s),
+  SELECT %(closed)s + o, (1 + o %% %(accounts)s)::text, 'S' || (o / 4 %% %(symbols)s),
          CASE WHEN o %% 2 = 0 THEN 10 ELSE -10 END,
          CASE WHEN o %% 2 = 0 THEN 50 + (o %% 4000) / 100.0 ELSE 101 + (o %% 4000) / 100.0 END,
          CASE WHEN o %% 4 < 2 THEN 10 ELSE 7 END, 0, NULL, now(), 1
   FROM generate_series(1, %(orders)s) o;
 INSERT INTO executions (order_id, shares, price, executed_at, batch_id)
-  SELECT id, 3, limit_price, now(), 1 FROM orders WHERE open_shares = 7 ORDER BY id;
+  SELECT id, 3, 75, now(), 1 FROM orders WHERE open_shares = 7 ORDER BY id;
 """
 
 
