@@ -189,3 +189,23 @@ def test_an_unreachable_database_answers_the_lookup_unavailable() -> None:
         assert service.metrics.engine.errors["UNAVAILABLE"] == 1
 
     run(scenario)
+
+
+def test_a_request_answered_from_the_tables_keeps_within_its_fills_budget() -> None:
+    """With one fill per request, a second report of order 1 (one fill) in
+    the same request is "reply too large", from memory and from the tables."""
+    twice = transactions("1", query(1), query(1))
+
+    async def scenario() -> None:
+        store = FakeStore()
+        service = ExchangeService(store, max_reply_fills=1)
+        async with serving(service):
+            await settle(service, HISTORY)
+            from_memory = rendered(await settle(service, [twice]))
+            store.project()
+            from_tables = rendered(await settle(service, [twice]))
+            assert store.order_reads == [[1]]
+        assert from_tables == from_memory
+        assert b"Reply too large" in from_tables[0]
+
+    run(scenario)

@@ -9,9 +9,14 @@ place and releases the replies. A connection releases replies only in
 request order, so the requests behind one that waits here wait with it,
 and the others do not.
 
-If the database cannot be read, the read is tried again ``ATTEMPTS``
-times, ``RETRY_INTERVAL`` seconds apart; then each lookup is answered with
-the error the server gives when its database cannot be reached.
+A request's reply keeps within ``max_reply_fills`` fills as the exchange's
+own answers do: a looked-up order whose fills would take the request past
+the budget, after others already reported some, is answered "reply too
+large" instead.
+
+If the database cannot be read, the read is tried ``ATTEMPTS`` times,
+``RETRY_INTERVAL`` seconds apart; then each lookup is answered with the
+error the server gives when its database cannot be reached.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol
 
+from bourse.core.errors import ErrorCode
 from bourse.core.lookup import StoredLookup, StoredOrder, answer, unavailable
-from bourse.core.results import Error, Result
+from bourse.core.results import Error, OrderReport, Result
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +50,18 @@ class Releasable(Protocol):
 class StoredLookups:
     """Replies waiting for stored orders, answered in gathered reads."""
 
-    def __init__(self, read_orders: ReadOrders, count_error: Callable[[Error], None]) -> None:
+    def __init__(
+        self,
+        read_orders: ReadOrders,
+        count_error: Callable[[Error], None],
+        max_reply_fills: int | None = None,
+    ) -> None:
         self._read_orders = read_orders
         self._count_error = count_error
+        self._max_reply_fills = max_reply_fills
         self._waiting: list[tuple[Releasable, list[Result]]] = []
         self._work = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: Database reads made so far.
-        self.reads = 0
 
     def submit(self, pending: Releasable, results: list[Result]) -> None:
         """Release ``results`` to ``pending`` once its lookups are answered."""
@@ -59,13 +69,6 @@ class StoredLookups:
         self._work.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="bourse-stored-lookups")
-
-    async def close(self) -> None:
-        """Stop reading (what still waits is not answered)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -83,20 +86,38 @@ class StoredLookups:
         }
         stored = await self._read(order_ids)
         for pending, results in waiting:
-            pending.release([self._answered(result, stored) for result in results])
+            pending.release(self._answered(results, stored))
 
-    def _answered(self, result: Result, stored: dict[int, StoredOrder] | None) -> Result:
-        if type(result) is not StoredLookup:
-            return result
-        answered = unavailable(result) if stored is None else answer(result, stored)
-        if isinstance(answered, Error):
-            self._count_error(answered)
+    def _answered(
+        self, results: list[Result], stored: dict[int, StoredOrder] | None
+    ) -> list[Result]:
+        """``results`` with each lookup answered, within the fills budget."""
+        answered: list[Result] = []
+        reported = 0
+        for result in results:
+            if type(result) is StoredLookup:
+                answered.append(self._answer_one(result, stored, reported))
+            else:
+                answered.append(result)
+            reported += _fills(answered[-1])
         return answered
+
+    def _answer_one(
+        self, lookup: StoredLookup, stored: dict[int, StoredOrder] | None, reported: int
+    ) -> Result:
+        """The answer to ``lookup`` in a request that already reports
+        ``reported`` fills; errors are counted."""
+        result = unavailable(lookup) if stored is None else answer(lookup, stored)
+        budget = self._max_reply_fills
+        if budget is not None and reported and reported + _fills(result) > budget:
+            result = Error(ErrorCode.REPLY_TOO_LARGE, lookup.command.echo)
+        if isinstance(result, Error):
+            self._count_error(result)
+        return result
 
     async def _read(self, order_ids: Collection[int]) -> dict[int, StoredOrder] | None:
         """The stored orders, or None if the database could not be read."""
         for attempt in range(1, ATTEMPTS + 1):
-            self.reads += 1
             try:
                 return await asyncio.wait_for(self._read_orders(order_ids), READ_TIMEOUT)
             except Exception as exc:
@@ -104,3 +125,8 @@ class StoredLookups:
             if attempt < ATTEMPTS:
                 await asyncio.sleep(RETRY_INTERVAL)
         return None
+
+
+def _fills(result: Result) -> int:
+    """How many ``<executed>`` the reply holds for ``result``."""
+    return len(result.state.executions) if isinstance(result, OrderReport) else 0

@@ -152,7 +152,7 @@ class ExchangeService:
         self._closed: deque[_Batch] = deque()
         #: Committed batches not yet in the tables, with the orders they closed.
         self._closing: deque[tuple[int, list[int]]] = deque()
-        self._lookups = StoredLookups(store.stored_orders, self._count_error)
+        self._lookups = StoredLookups(store.stored_orders, self._count_error, max_reply_fills)
         store.watch_projection(self._evict_projected)
         self.metrics.filling = lambda: len(self._filling.replies)
         self.metrics.orders_in_memory = self._orders_in_memory
