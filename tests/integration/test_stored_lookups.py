@@ -23,6 +23,7 @@ from bourse.core.exchange import Exchange
 from bourse.core.lookup import StoredLookup, answer
 from bourse.core.results import Result
 from bourse.protocol.render import render_results
+from bourse.store import loader
 from bourse.store.store import Store
 from tests.builders import cancel, order, query, transactions
 from tests.databases import fresh_database
@@ -163,3 +164,30 @@ def test_recovery_reads_the_open_orders_only(database_url: str) -> None:
     with psycopg.connect(database_url) as connection:
         row = connection.execute("SELECT count(*) FROM orders WHERE open_shares = 0").fetchone()
     assert row == (3,)
+
+
+@pytest.mark.parametrize("scan_chunks", [0, 4])
+def test_recent_trades_read_back_whichever_way(
+    database_url: str, scan_chunks: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recent trades the market data starts from are the same whether
+    read from the newest executions back or, for symbols still short of
+    them, through their orders (no chunk read first: every symbol so)."""
+    monkeypatch.setattr(loader, "SCAN_CHUNKS", scan_chunks)
+    shape = WorkloadShape(accounts=6, symbols=3, requests=600)
+    stream: list[Request] = [setup_request(shape), *transaction_stream(shape, seed=5)]
+
+    async def scenario() -> tuple[Exchange, Exchange]:
+        store = Store(database_url)
+        try:
+            engine = Exchange()
+            await commit_and_project(store, engine, stream)
+            restored, _ = await store.load_exchange()
+            return engine, restored
+        finally:
+            await store.close()
+
+    engine, restored = asyncio.run(scenario())
+    traded = [state.trades for state in engine.market_snapshot().symbols]
+    assert sum(1 for trades in traded if len(trades) > 10) >= 2
+    assert state_digest(restored) == state_digest(engine)

@@ -158,6 +158,10 @@ class RecentTrades:
         """True once every symbol has its share."""
         return not self._wanting
 
+    def wanting(self) -> list[str]:
+        """The symbols still short of their share."""
+        return [symbol for symbol, trades in self._found.items() if len(trades) < RECENT_TRADES]
+
     def add(self, symbol: str, execution: Execution) -> bool:
         """Note the trade older than those noted so far; True once complete."""
         trades = self._found[symbol]

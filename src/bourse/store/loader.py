@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -68,6 +70,20 @@ _FILLS_BEFORE = (
     "CAST(shares AS text), CAST(price AS text), CAST(extract(epoch FROM executed_at) AS bigint) "
     "FROM executions WHERE id < $1 ORDER BY id DESC LIMIT $2"
 )
+#: The newest $3 executions of the orders of each symbol in $1, before
+#: execution id $2, newest first per symbol.
+_SYMBOL_FILLS_BEFORE = (
+    "SELECT id, symbol, shares, price, executed_at FROM ("
+    "SELECT e.id, o.symbol, CAST(e.shares AS text) AS shares, CAST(e.price AS text) AS price, "
+    "CAST(extract(epoch FROM e.executed_at) AS bigint) AS executed_at, "
+    "row_number() OVER (PARTITION BY o.symbol ORDER BY e.id DESC) AS newness "
+    "FROM orders o JOIN executions e ON e.order_id = o.id "
+    "WHERE o.symbol = ANY($1::text[]) AND e.id < $2) AS fills "
+    "WHERE newness <= $3 ORDER BY symbol, id DESC"
+)
+#: Chunks of the newest executions read before the symbols still short of
+#: trades are looked up one by one.
+SCAN_CHUNKS = 4
 _EXECUTIONS_END = "SELECT coalesce(max(id), 0) + 1 FROM executions"
 
 
@@ -150,19 +166,31 @@ async def _read(session: Any) -> LiveState:
 
 async def _recent_trades(session: Any, symbols: list[str]) -> dict[str, tuple[Trade, ...]]:
     """Each symbol's last ``RECENT_TRADES`` trades. A fill is two
-    consecutive executions, one per order, the first of which is the
-    trade: counted from the newest back, every second row."""
+    consecutive executions, one per order (of the same symbol), the first
+    of which is the trade: counted from the newest back, every second row.
+
+    The newest executions are read a chunk at a time, up to
+    ``SCAN_CHUNKS`` chunks; the symbols still short then (ones that
+    trade rarely, or never) are looked up through their orders, in one
+    statement (one pass over ``orders``) that keeps the newest rows of each."""
     recent = RecentTrades(symbols)
     before = await session.fetchval(_EXECUTIONS_END)
     chunk = 2 * RECENT_TRADES * max(1, len(symbols))
-    while not recent.complete:
+    for _ in range(SCAN_CHUNKS):
         rows = await session.fetch(_FILLS_BEFORE, before, chunk)
-        for newest_first, (_, symbol, shares, price, time) in enumerate(rows):
-            if newest_first % 2 and recent.add(
-                symbol, Execution(Decimal(shares), Decimal(price), time)
-            ):
-                break
-        if len(rows) < chunk:
-            break
+        if _note_trades(recent, rows) or len(rows) < chunk:
+            return recent.trades()
         before = rows[-1][0]
+    rows = await session.fetch(_SYMBOL_FILLS_BEFORE, recent.wanting(), before, 2 * RECENT_TRADES)
+    for _, per_symbol in groupby(rows, key=itemgetter(1)):
+        _note_trades(recent, list(per_symbol))
     return recent.trades()
+
+
+def _note_trades(recent: RecentTrades, newest_first: list[Any]) -> bool:
+    """Note every second row of ``newest_first`` (an even number of rows
+    after the newest execution) as a trade; True once every symbol has its share."""
+    for index, (_, symbol, shares, price, time) in enumerate(newest_first):
+        if index % 2 and recent.add(symbol, Execution(Decimal(shares), Decimal(price), time)):
+            return True
+    return False
