@@ -48,6 +48,18 @@ async def commit_and_project(store: Store, engine: Exchange, stream: list[Reques
     await store.projector.drain()
 
 
+async def committed_then_restored(url: str, stream: list[Request]) -> tuple[Exchange, Exchange]:
+    """The engine that ran ``stream``, and the one rebuilt from the tables."""
+    store = Store(url)
+    try:
+        engine = Exchange()
+        await commit_and_project(store, engine, stream)
+        restored, _ = await store.load_exchange()
+        return engine, restored
+    finally:
+        await store.close()
+
+
 def lookups(engine: Exchange, accounts: list[str]) -> list[tuple[str, TransactionCommand]]:
     """A query of every id issued and one more, by each of ``accounts``; a
     cancel of every closed order (cancelling an open one would change it)."""
@@ -147,17 +159,7 @@ def test_recovery_reads_the_open_orders_only(database_url: str) -> None:
         transactions("4", order("A", "-1", "3")),  # stays open, above the bid
     ]
 
-    async def scenario() -> tuple[Exchange, Exchange]:
-        store = Store(database_url)
-        try:
-            engine = Exchange()
-            await commit_and_project(store, engine, stream)
-            restored, _ = await store.load_exchange()
-            return engine, restored
-        finally:
-            await store.close()
-
-    engine, restored = asyncio.run(scenario())
+    engine, restored = asyncio.run(committed_then_restored(database_url, stream))
     assert sorted(restored.orders) == [4, 5]
     assert restored.next_order_id == engine.next_order_id == 6
     assert state_digest(restored) == state_digest(engine)
@@ -177,17 +179,7 @@ def test_recent_trades_read_back_whichever_way(
     shape = WorkloadShape(accounts=6, symbols=3, requests=600)
     stream: list[Request] = [setup_request(shape), *transaction_stream(shape, seed=5)]
 
-    async def scenario() -> tuple[Exchange, Exchange]:
-        store = Store(database_url)
-        try:
-            engine = Exchange()
-            await commit_and_project(store, engine, stream)
-            restored, _ = await store.load_exchange()
-            return engine, restored
-        finally:
-            await store.close()
-
-    engine, restored = asyncio.run(scenario())
+    engine, restored = asyncio.run(committed_then_restored(database_url, stream))
     traded = [state.trades for state in engine.market_snapshot().symbols]
     assert sum(1 for trades in traded if len(trades) > 10) >= 2
     assert state_digest(restored) == state_digest(engine)
