@@ -207,4 +207,4 @@ def test_db_upgrade_command_creates_the_schema(database_url: str) -> None:
     assert done.returncode == 0, done.stderr
     with psycopg.connect(database_url) as connection:
         version = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0003",)
+    assert version == ("0004",)

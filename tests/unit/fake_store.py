@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from enum import Enum, auto
 
@@ -28,7 +28,9 @@ from bourse.core.changes import (
     SequenceRow,
 )
 from bourse.core.exchange import Exchange
+from bourse.core.lookup import StoredOrder
 from bourse.core.restore import restore_exchange
+from bourse.core.results import FillHistory, OrderState
 from bourse.store.fence import FencedOutError, SessionId
 from bourse.store.replication import Replication
 
@@ -98,6 +100,11 @@ class FakeStore:
         self._deposits: list[DepositRow] = []
         self._sequences: dict[str, SequenceRow] = {}
         self._last_batch_id = 0
+        self._projected: Callable[[int], None] | None = None
+        #: Order ids each ``stored_orders`` call asked for.
+        self.order_reads: list[list[int]] = []
+        #: When given, every read of stored orders waits until it is set.
+        self.hold_reads: asyncio.Event | None = None
 
     def standby(self) -> dict[str, object]:
         """A copy of everything committed so far: what a standby holds."""
@@ -186,6 +193,32 @@ class FakeStore:
         self._sequences.update((row.symbol, row) for row in changes.sequences)
         self._last_batch_id = batch_id
         self.batches.append((batch_id, requests, changes.row_count()))
+
+    async def stored_orders(self, order_ids: Collection[int]) -> dict[int, StoredOrder]:
+        self.order_reads.append(sorted(order_ids))
+        if self.hold_reads is not None:
+            await self.hold_reads.wait()
+        self._reach()
+        return {
+            order_id: self._stored_order(self._orders[order_id])
+            for order_id in order_ids
+            if order_id in self._orders
+        }
+
+    def _stored_order(self, row: OrderRow) -> StoredOrder:
+        fills = [e.execution for e in self._executions if e.order_id == row.order_id]
+        state = OrderState(
+            row.order_id, row.open_shares, row.canceled_shares, row.canceled_at, FillHistory(fills)
+        )
+        return StoredOrder(row.account_id, state)
+
+    def watch_projection(self, projected: Callable[[int], None]) -> None:
+        self._projected = projected
+
+    def project(self) -> None:
+        """The projection has caught up with every committed batch."""
+        if self._projected is not None:
+            self._projected(self._last_batch_id)
 
     async def wait_for_room(self) -> None:
         """Nothing trails the commits here: there is always room."""

@@ -1,12 +1,15 @@
-"""A fingerprint of the whole exchange state, for comparing two exchanges.
+"""A fingerprint of the exchange's live state, for comparing two exchanges.
 
-Accounts, positions, the books (every resting order in priority order),
-every order's history and each symbol's market data (its last ``seq`` and
-recent trades, without their own numbers, which are not stored) are
-written out canonically and hashed. Two exchanges with equal digests
-answer every future request the same way and publish the same market
-data; a restart test compares the live exchange's digest with that of the
-exchange rebuilt from the database.
+The next order id, what was deposited, accounts, positions, the books
+(every resting order in priority order), every open order's history and
+each symbol's market data (its last ``seq`` and recent trades, without
+their own numbers, which are not stored) are written out canonically and
+hashed. Closed orders are left out: they never change again, an exchange
+keeps them only until they are in the tables (``lookup.py``), and a
+rebuilt one does not load them. Two exchanges with equal digests answer
+every future request the same way (queries of closed orders alike, from
+the tables) and publish the same market data; a restart test compares the
+live exchange's digest with that of the exchange rebuilt from the database.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def canonical_lines(exchange: Exchange) -> Iterator[str]:
             yield f"book {symbol} {name} " + " ".join(str(o.order_id) for o in side.orders())
     for order_id in sorted(exchange.orders):
         order = exchange.orders[order_id]
+        if not order.open_shares:
+            continue
         yield (
             f"order {order_id} {order.account_id} {order.symbol} "
             f"{format_decimal(order.amount)} @ {format_decimal(order.limit)} "

@@ -24,6 +24,7 @@ cancel itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from bourse.core.book import Book, Order, Side
@@ -49,6 +50,7 @@ from bourse.core.commands import (
 )
 from bourse.core.errors import ErrorCode
 from bourse.core.ledger import Account, Ledger
+from bourse.core.lookup import stored_lookup
 from bourse.core.market import MarketSnapshot, Standing
 from bourse.core.market_data import cut_market, standings
 from bourse.core.mirror import MarketMirror
@@ -78,6 +80,8 @@ class Exchange:
         self.journal = Journal()
         self.ledger = Ledger(self.journal)
         self.books: dict[str, Book] = {}
+        #: Open orders, and closed ones not yet ``evict``-ed; a query of any
+        #: other order it issued is answered from the stored orders.
         self.orders: dict[int, Order] = {}
         self.next_order_id = 1
         self.cash_deposited = ZERO
@@ -359,16 +363,37 @@ class Exchange:
             return None
         return order
 
+    def _not_held(self, account: Account, command: QueryOrder | CancelOrder) -> Result:
+        """The answer about an order not in memory: one this exchange issued
+        is looked up in the stored orders (``lookup.py``), any other id does
+        not exist."""
+        if self.orders.get(command.order_id) is None and self.issued(command.order_id):
+            return stored_lookup(account.account_id, command)
+        return Error(ErrorCode.ORDER_NOT_FOUND, command.echo)
+
+    def issued(self, order_id: int) -> bool:
+        """True if ``order_id`` was handed out (or skipped) by this exchange."""
+        return 0 < order_id < self.next_order_id
+
+    def evict(self, order_ids: Iterable[int]) -> None:
+        """Forget the closed orders among ``order_ids``: their last change is
+        in the tables, where queries of them are answered from now on."""
+        orders = self.orders
+        for order_id in order_ids:
+            order = orders.get(order_id)
+            if order is not None and not order.open_shares:
+                del orders[order_id]
+
     def _query(self, account: Account, command: QueryOrder) -> Result:
         order = self._own_order(account, command.order_id)
         if order is None:
-            return Error(ErrorCode.ORDER_NOT_FOUND, command.echo)
+            return self._not_held(account, command)
         return Status(order.state())
 
     def _cancel(self, account: Account, command: CancelOrder, now: int) -> Result:
         order = self._own_order(account, command.order_id)
         if order is None:
-            return Error(ErrorCode.ORDER_NOT_FOUND, command.echo)
+            return self._not_held(account, command)
         open_shares = order.open_shares
         if not open_shares:
             return Error(ErrorCode.NOTHING_TO_CANCEL, command.echo)

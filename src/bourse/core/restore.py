@@ -1,21 +1,28 @@
-"""Rebuilding an exchange from stored rows, exactly as it was.
+"""Rebuilding an exchange from stored rows, as it was where it can change.
 
 The rows are the ones the exchange's change sets produced (see
 ``changes.py``), read back as one change set in their original order:
 orders by id (arrival order, so resting orders regain their priority),
-executions and deposits in the order they were written. The rebuilt
-exchange starts with an empty journal: nothing in it needs writing again.
+executions and deposits in the order they were written. Only open orders
+are rebuilt, with their fills: a closed order never changes again, and a
+query of it is answered from the stored orders (``lookup.py``). So the
+change set may hold just the open orders and their executions, and
+deposits summed per symbol; ``issued`` then says the highest order id
+ever handed out (ids are never handed out twice), and ``trades`` each
+symbol's recent trades. The rebuilt exchange starts with an empty
+journal: nothing in it needs writing again.
 
 The market data continues too: the exchange's copy of the published
 market is rebuilt from the books, each symbol's stored ``seq``, and its
-recent trades: the last fills among the executions, where each fill is
-two consecutive rows (one per order), so the first of each pair is the
-trade. Their own message numbers are not stored: they come back as 0.
+recent trades: when not given, the last fills among the executions, where
+each fill is two consecutive rows (one per order), so the first of each
+pair is the trade. Their own message numbers are not stored: they come
+back as 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from bourse.core.book import Book, Order, Side
 from bourse.core.changes import ChangeSet, DepositRow, ExecutionRow, OrderRow, SequenceRow
@@ -26,9 +33,17 @@ from bourse.core.money import MONEY, ZERO
 from bourse.core.results import Execution
 
 
-def restore_exchange(stored: ChangeSet) -> Exchange:
-    """An exchange holding exactly the state that ``stored`` builds from nothing."""
+def restore_exchange(
+    stored: ChangeSet,
+    *,
+    issued: int = 0,
+    trades: Mapping[str, tuple[Trade, ...]] | None = None,
+) -> Exchange:
+    """An exchange holding the live state that ``stored`` builds from
+    nothing: its open orders, handing out ids above ``issued`` and above
+    every order of ``stored``."""
     exchange = Exchange()
+    exchange.next_order_id = issued + 1
     for symbol in stored.symbols:
         exchange.books[symbol] = Book(symbol)
         exchange.shares_created[symbol] = ZERO
@@ -41,10 +56,15 @@ def restore_exchange(stored: ChangeSet) -> Exchange:
         ledger_accounts[position.account_id].positions[position.symbol] = position.shares
     _restore_deposits(exchange, stored.deposits)
     _restore_orders(exchange, stored.orders)
+    orders = exchange.orders
     for execution_row in stored.executions:
-        exchange.orders[execution_row.order_id].executions.append(execution_row.execution)
+        order = orders.get(execution_row.order_id)
+        if order is not None:
+            order.executions.append(execution_row.execution)
     exchange.first_uncut_order_id = exchange.next_order_id
-    _restore_market(exchange, stored.sequences, stored.executions)
+    if trades is None:
+        trades = _recent_trades(exchange.books, stored.orders, stored.executions)
+    _restore_market(exchange, stored.sequences, trades)
     return exchange
 
 
@@ -58,26 +78,32 @@ def _restore_deposits(exchange: Exchange, deposits: Iterable[DepositRow]) -> Non
 
 
 def _restore_orders(exchange: Exchange, rows: Iterable[OrderRow]) -> None:
+    """Rest the open orders in arrival order; note the highest id."""
+    next_order_id = exchange.next_order_id
+    orders = exchange.orders
+    accounts = exchange.ledger.accounts
+    books = exchange.books
     for row in rows:
+        if row.order_id >= next_order_id:
+            next_order_id = row.order_id + 1
+        if not row.open_shares:
+            continue
         order = Order(
             row.order_id, row.account_id, row.symbol, row.amount, row.limit_price, row.created_at
         )
         order.open_shares = row.open_shares
-        order.canceled_shares = row.canceled_shares
-        order.canceled_at = row.canceled_at
-        exchange.orders[order.order_id] = order
-        if order.open_shares:
-            book = exchange.books[order.symbol]
-            book.side_of(order).add(order)
-            exchange.ledger.accounts[order.account_id].open_orders += 1
-        exchange.next_order_id = max(exchange.next_order_id, order.order_id + 1)
+        orders[order.order_id] = order
+        books[order.symbol].side_of(order).add(order)
+        accounts[order.account_id].open_orders += 1
+    exchange.next_order_id = next_order_id
 
 
 def _restore_market(
-    exchange: Exchange, sequences: Iterable[SequenceRow], executions: Sequence[ExecutionRow]
+    exchange: Exchange,
+    sequences: Iterable[SequenceRow],
+    trades: Mapping[str, tuple[Trade, ...]],
 ) -> None:
     seqs = {row.symbol: row.seq for row in sequences}
-    trades = _recent_trades(exchange, executions)
     exchange.market.reset(
         MarketSnapshot(
             tuple(
@@ -86,7 +112,7 @@ def _restore_market(
                     seqs.get(symbol, 0),
                     _levels(book.bids),
                     _levels(book.asks),
-                    trades[symbol],
+                    trades.get(symbol, ()),
                 )
                 for symbol, book in sorted(exchange.books.items())
             )
@@ -107,25 +133,50 @@ def _levels(side: Side) -> tuple[Level, ...]:
 
 
 def _recent_trades(
-    exchange: Exchange, executions: Sequence[ExecutionRow]
+    books: Iterable[str], orders: Iterable[OrderRow], executions: Sequence[ExecutionRow]
 ) -> dict[str, tuple[Trade, ...]]:
     """Each symbol's last ``RECENT_TRADES`` fills, oldest first, read from
     the newest back until every symbol has its share."""
-    found: dict[str, list[Execution]] = {symbol: [] for symbol in exchange.books}
-    wanting = len(found)
+    symbols = {row.order_id: row.symbol for row in orders}
+    recent = RecentTrades(books)
     for index in range(len(executions) - 2, -1, -2):
         row = executions[index]
-        trades = found[exchange.orders[row.order_id].symbol]
+        if recent.add(symbols[row.order_id], row.execution):
+            break
+    return recent.trades()
+
+
+class RecentTrades:
+    """Each symbol's last ``RECENT_TRADES`` trades, gathered newest first."""
+
+    def __init__(self, symbols: Iterable[str]) -> None:
+        self._found: dict[str, list[Execution]] = {symbol: [] for symbol in symbols}
+        self._wanting = len(self._found)
+
+    @property
+    def complete(self) -> bool:
+        """True once every symbol has its share."""
+        return not self._wanting
+
+    def wanting(self) -> list[str]:
+        """The symbols still short of their share."""
+        return [symbol for symbol, trades in self._found.items() if len(trades) < RECENT_TRADES]
+
+    def add(self, symbol: str, execution: Execution) -> bool:
+        """Note the trade older than those noted so far; True once complete."""
+        trades = self._found[symbol]
         if len(trades) < RECENT_TRADES:
-            trades.append(row.execution)
+            trades.append(execution)
             if len(trades) == RECENT_TRADES:
-                wanting -= 1
-                if not wanting:
-                    break
-    return {
-        symbol: tuple(
-            Trade(symbol, 0, execution.price, execution.shares, execution.time)
-            for execution in reversed(trades)
-        )
-        for symbol, trades in found.items()
-    }
+                self._wanting -= 1
+        return not self._wanting
+
+    def trades(self) -> dict[str, tuple[Trade, ...]]:
+        """The trades noted, oldest first, per symbol."""
+        return {
+            symbol: tuple(
+                Trade(symbol, 0, execution.price, execution.shares, execution.time)
+                for execution in reversed(trades)
+            )
+            for symbol, trades in self._found.items()
+        }

@@ -84,6 +84,8 @@ class Metrics:
         self.filling: Callable[[], int] = lambda: 0
         #: Rows of committed batches the tables do not hold yet.
         self.projection_backlog: Callable[[], int] = lambda: 0
+        #: Orders the engine holds in memory (open, and closed not yet projected).
+        self.orders_in_memory: Callable[[], int] = lambda: 0
         self.batch_requests = Histogram(
             "bourse_batch_requests",
             "Requests per committed batch",
@@ -177,6 +179,11 @@ class _Collector(Collector):
             "bourse_projection_backlog_rows",
             "Rows of committed batches not yet written to the tables",
             value=self._metrics.projection_backlog(),
+        )
+        yield GaugeMetricFamily(
+            "bourse_orders_in_memory",
+            "Orders the engine holds: open ones, and closed ones not yet in the tables",
+            value=self._metrics.orders_in_memory(),
         )
         yield GaugeMetricFamily(
             "bourse_gateway_waiting_requests",

@@ -13,6 +13,12 @@ number of rows, so its duration stays bounded and a healthy commit is not
 mistaken for a lost database. (A single request may write more than the
 bound on its own; its batch is given proportionally more time.)
 
+The exchange keeps only orders that can still change: once a batch is in
+the tables (the projection's watermark reached it), the orders it closed
+are evicted from memory, and a query or cancel of one is answered from the
+tables by ``StoredLookups``, whose replies leave once read, still in
+request order on their connection.
+
 When a commit fails the exchange stops acknowledging at once. Replies of
 the failed batch and of the batch filling behind it become errors when
 COMMIT was never sent, and the connections of the failed batch are dropped
@@ -37,10 +43,12 @@ from bourse.core.changes import ChangeSet
 from bourse.core.commands import Request, TransactionsRequest
 from bourse.core.errors import ErrorCode
 from bourse.core.exchange import Exchange
+from bourse.core.lookup import StoredLookup
 from bourse.core.market import Standing
 from bourse.core.results import Error, Opened, Result
 from bourse.server.commit_timing import BatchStats, within_listening_time
 from bourse.server.limits import AccountLimits
+from bourse.server.lookups import StoredLookups
 from bourse.server.metrics import Metrics
 from bourse.server.publisher import MarketPublisher
 from bourse.server.storage import Storage
@@ -87,6 +95,8 @@ class _Batch:
     changes: ChangeSet | None = None
     #: The leaderboard as of the cut, when one is due with this batch.
     standings: tuple[Standing, ...] | None = None
+    #: Replies that wait for stored orders before they leave.
+    lookups: int = 0
 
 
 class _CommitError(Exception):
@@ -140,7 +150,12 @@ class ExchangeService:
         self._batch_id = 0
         self._filling = _Batch()
         self._closed: deque[_Batch] = deque()
+        #: Committed batches not yet in the tables, with the orders they closed.
+        self._closing: deque[tuple[int, list[int]]] = deque()
+        self._lookups = StoredLookups(store.stored_orders, self._count_error, max_reply_fills)
+        store.watch_projection(self._evict_projected)
         self.metrics.filling = lambda: len(self._filling.replies)
+        self.metrics.orders_in_memory = self._orders_in_memory
         self._work = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -177,7 +192,8 @@ class ExchangeService:
             self._refuse(pending, ErrorCode.RATE_LIMITED)
             return
         results = exchange.apply(request, int(self._clock()))
-        self._count(results)
+        if self._count(results):
+            self._filling.lookups += 1
         self._filling.replies.append((pending, results))
         if exchange.journal.row_count() >= self._max_batch_rows:
             self._close_filling_batch(exchange)
@@ -197,14 +213,35 @@ class ExchangeService:
         counters.errors[code.name] += 1
         pending.refuse(code)
 
-    def _count(self, results: list[Result]) -> None:
+    def _count(self, results: list[Result]) -> int:
+        """Count what ``results`` did; how many of them wait for a stored
+        order (counted once answered)."""
         counters = self._counters
         counters.applied += 1
+        lookups = 0
         for result in results:
             if isinstance(result, Opened):
                 counters.orders += 1
+            elif type(result) is StoredLookup:
+                lookups += 1
             elif isinstance(result, Error):
                 counters.errors[result.code.name] += 1
+        return lookups
+
+    def _count_error(self, error: Error) -> None:
+        self._counters.errors[error.code.name] += 1
+
+    def _orders_in_memory(self) -> int:
+        return 0 if self._exchange is None else len(self._exchange.orders)
+
+    def _evict_projected(self, watermark: int) -> None:
+        """The tables hold every batch up to ``watermark``: forget the orders
+        those batches closed."""
+        closing = self._closing
+        while closing and closing[0][0] <= watermark:
+            _, order_ids = closing.popleft()
+            if self._exchange is not None:
+                self._exchange.evict(order_ids)
 
     def committed_exchange(self) -> Exchange | None:
         """The exchange while everything applied to it is committed (no
@@ -271,9 +308,28 @@ class ExchangeService:
             self.metrics.commit_seconds.observe(seconds)
             self._counters.fills += len(changes.executions) // 2
             self._acknowledged_batch = self._batch_id
-        for pending, results in batch.replies:
-            pending.release(results)
+            self._note_closed(self._batch_id, changes)
+        self._release(batch)
         self.publisher.committed(changes.market, batch.standings)
+
+    def _note_closed(self, batch_id: int, changes: ChangeSet) -> None:
+        """Remember the orders batch ``batch_id`` closed, to evict them once
+        it is in the tables."""
+        closed = [row.order_id for row in changes.orders if not row.open_shares]
+        if closed:
+            self._closing.append((batch_id, closed))
+
+    def _release(self, batch: _Batch) -> None:
+        """Release the batch's replies; those naming stored orders once read."""
+        if not batch.lookups:
+            for pending, results in batch.replies:
+                pending.release(results)
+            return
+        for pending, results in batch.replies:
+            if any(type(result) is StoredLookup for result in results):
+                self._lookups.submit(pending, results)
+            else:
+                pending.release(results)
 
     def _commit_deadline(self, changes: ChangeSet) -> float:
         """Seconds ``changes`` may take to commit: the commit timeout, times
@@ -285,6 +341,7 @@ class ExchangeService:
         if self._exchange is not None:
             self._issued_order_ids = self._exchange.next_order_id
         self._exchange = None
+        self._closing.clear()
         for pending, _ in batch.replies:
             if outcome_known:
                 self._refuse(pending, ErrorCode.UNAVAILABLE)
@@ -342,6 +399,7 @@ class ExchangeService:
         exchange.max_open_orders = self._max_open_orders
         exchange.max_reply_fills = self._max_reply_fills
         self._batch_id = last_batch_id
+        self._closing.clear()
         tune_garbage_collector()
         self.publisher.loaded(exchange)
         self._exchange = exchange

@@ -9,11 +9,12 @@ with an in-memory store, without PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 from bourse.core.changes import ChangeSet
 from bourse.core.exchange import Exchange
+from bourse.core.lookup import StoredOrder
 from bourse.store.fence import SessionId
 from bourse.store.replication import Replication
 
@@ -32,7 +33,17 @@ class Storage(Protocol):
         """Bring the schema up to date."""
 
     async def load_exchange(self) -> tuple[Exchange, int]:
-        """A fresh exchange holding everything committed, and the last batch id."""
+        """A fresh exchange holding the live state committed (no closed
+        orders), and the last batch id."""
+
+    async def stored_orders(self, order_ids: Collection[int]) -> dict[int, StoredOrder]:
+        """The stored orders among ``order_ids`` (the closed orders the
+        exchange no longer holds are all stored); raising means the
+        database could not be read."""
+
+    def watch_projection(self, projected: Callable[[int], None]) -> None:
+        """Have ``projected`` called with the last batch the tables hold
+        each time that moves."""
 
     async def write(
         self,

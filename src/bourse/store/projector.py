@@ -73,6 +73,9 @@ class Projector:
         self._failure: str | None = None
         #: The last batch the tables hold, as far as this projector knows.
         self.watermark = 0
+        #: Told the watermark each time it moves (the exchange then forgets
+        #: the orders those batches closed).
+        self.projected: Callable[[int], None] | None = None
         self.stats = ProjectionStats()
 
     @property
@@ -181,6 +184,8 @@ class Projector:
             self.stats.rows += rows
             self.stats.batches += 1
         self.watermark = last
+        if self.projected is not None:
+            self.projected(last)
 
     async def _settle_conflict(self, last: int, conflict: ProjectionConflictError) -> None:
         """Batches already projected by someone else are dropped; anything
