@@ -27,11 +27,18 @@ DEFAULT_PORT = 12345
 DEFAULT_DATA_DIR = Path("bourse-data")
 
 
+#: Usable cores up to which the exchange runs in one process by default:
+#: measured on two cores shared with PostgreSQL, the gateway hop costs more
+#: than it takes off the engine process (docs/performance.md).
+ONE_PROCESS_CORES = 2
+
+
 def default_workers() -> int:
-    """One gateway process per usable core; none on a single core, where
-    gateways would only add a hop (everything runs in one process)."""
+    """One gateway process per usable core above ``ONE_PROCESS_CORES``;
+    none up to it, where gateways would only add a hop (everything runs in
+    one process)."""
     cores = len(os.sched_getaffinity(0))
-    return cores if cores > 1 else 0
+    return cores if cores > ONE_PROCESS_CORES else 0
 
 
 #: Descriptors kept free for the database, logs and the listening sockets.
@@ -86,7 +93,7 @@ class ServerConfig:
         "process; `0` runs everything in one process (see `docs/architecture.md`); "
         "gateways need Linux 5.3 or later (they are watched through pidfds)",
         count,
-        default_text="usable cores, `0` on one core",
+        default_text="usable cores, `0` on one or two",
     )
     accept: str = setting(
         "reuseport",
