@@ -5,7 +5,9 @@ and size, and has PostgreSQL write the documented tables from the journal
 in windows of consecutive batches (``projection.project``), each window
 one transaction that also moves the watermark. Nothing waits for it but
 the tables' readers: replies have already left. The work is PostgreSQL's:
-this process only sends each window's bounds.
+this process only sends each window's bounds. Unless a full window is
+waiting, the projector lets batches gather for ``GATHER_SECONDS`` first,
+so that the fixed cost of a window is shared by many batches.
 
 The projector's queue is bounded: when the batches not yet projected hold
 more than ``max_lag_rows`` rows, ``wait_for_room`` makes the committer wait
@@ -36,6 +38,13 @@ from bourse.store.session import DedicatedSession
 log = logging.getLogger(__name__)
 
 RETRY_INTERVAL = 0.5
+
+#: Seconds the projector lets committed batches gather before writing a
+#: window that is not full: each window costs PostgreSQL a fixed price
+#: (planning, the watermark, the commit), and at 1 order per request
+#: windows of two batches cost it 75 µs per request against 52 for
+#: windows of twenty.
+GATHER_SECONDS = 0.02
 
 
 class ProjectionFailedError(Exception):
@@ -141,6 +150,8 @@ class Projector:
             await self._work.wait()
             self._work.clear()
             while self._queue and self._failure is None:
+                if self._queued_rows < WINDOW_ROWS:
+                    await asyncio.sleep(GATHER_SECONDS)
                 await self._project_next()
                 self._progress.set()
 
