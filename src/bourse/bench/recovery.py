@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import resource
 import sys
 import time
 from dataclasses import dataclass
 
+import psutil  # type: ignore[import-untyped]
 import psycopg
 
 from bourse.core.exchange import Exchange
@@ -86,8 +86,7 @@ def fill(url: str, orders: int, closed: int, accounts: int, symbols: int) -> Non
 
 def resident_bytes() -> int:
     """This process's resident memory now."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return int(psutil.Process().memory_info().rss)
 
 
 async def time_recovery(
