@@ -163,20 +163,24 @@ def stored_trades(url: str, symbol: str) -> list[tuple[Decimal, Decimal]]:
     return [(price.normalize(), shares.normalize()) for price, shares in rows]
 
 
-def stored_seq(url: str, symbol: str) -> int:
+def final_seqs(url: str) -> dict[str, int] | None:
+    """Each symbol's stored ``seq`` once the tables hold every committed
+    batch (the journal is empty), else None: before that, the tables trail
+    the wire, and a follower equally behind would look caught up."""
     with psycopg.connect(url) as connection:
-        row = connection.execute(
-            "SELECT market_seq FROM symbols WHERE symbol = %s", (symbol,)
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        if connection.execute("SELECT count(*) FROM journal").fetchone() != (0,):
+            return None
+        rows = connection.execute("SELECT symbol, market_seq FROM symbols").fetchall()
+    return {symbol: int(seq) for symbol, seq in rows}
 
 
 async def caught_up(follower: Follower, url: str, within: float = 30.0) -> None:
-    """Wait until the follower has seen every symbol's stored ``seq``."""
+    """Wait until the follower has seen every symbol's final stored ``seq``
+    (the requests have all been answered)."""
     deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
-        if all(follower.last_seq(s) == stored_seq(url, s) for s in SYMBOLS):
+        seqs = final_seqs(url)
+        if seqs is not None and all(follower.last_seq(s) == seqs[s] for s in SYMBOLS):
             return
         if follower.reader is not None and follower.reader.done():
             follower.reader.result()  # raises what stopped it
