@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import asyncpg  # type: ignore[import-untyped]
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +28,7 @@ from bourse.core.digest import state_digest
 from bourse.core.exchange import Exchange
 from bourse.store.database import connection_pool
 from bourse.store.projection import project
+from bourse.store.projector import ProjectionFailedError
 from bourse.store.store import Store
 from bourse.store.writer import BatchWriter
 from tests.builders import account, create, order, shares, transactions
@@ -265,6 +267,64 @@ def test_racing_projectors_write_each_batch_once(database_url: str) -> None:
     with psycopg.connect(database_url) as connection:
         counts = connection.execute("SELECT count(*), count(DISTINCT id) FROM batches").fetchone()
     assert counts == (last, last)
+
+
+def test_a_projector_goes_on_after_another_wrote_the_start_of_its_window(
+    database_url: str,
+) -> None:
+    """The window a projector is about to write was begun by another (a
+    restarting server catching up from the same journal got the watermark
+    lock first): it drops the batches written and projects the rest."""
+
+    async def scenario() -> tuple[str, str, int]:
+        store = Store(database_url)
+        try:
+            await store.migrate()
+            engine = Exchange()
+            with watermark_locked(database_url):
+                last = await commit(store, engine, workload(), 1)
+                await store.projector.stop()
+            session = await asyncpg.connect(database_url)
+            try:
+                await project(session, 1, last // 2)
+            finally:
+                await session.close()
+            store.projector.start(0)
+            for batch_id in range(1, last + 1):
+                store.projector.add(batch_id, 1)
+            await asyncio.wait_for(store.projector.drain(), 30)
+            await store.wait_for_room()
+            assert store.projector.watermark == last
+            restored, _ = await store.load_exchange()
+            assert await store.audit() == []
+            return state_digest(engine), state_digest(restored), last
+        finally:
+            await store.close()
+
+    written, restored, last = asyncio.run(scenario())
+    assert written == restored
+    assert progress(database_url) == (last, last, None, 0)
+
+
+def test_a_batch_missing_from_the_journal_stops_the_projection(database_url: str) -> None:
+    """A window the journal cannot supply, with nobody else's watermark
+    ahead, is no race: the projection stops and commits are refused until
+    the exchange is rebuilt from the database."""
+
+    async def scenario() -> None:
+        store = Store(database_url)
+        try:
+            await store.migrate()
+            store.projector.start(0)
+            store.projector.add(1, 1)
+            await asyncio.wait_for(store.projector.drain(), 30)
+            with pytest.raises(ProjectionFailedError, match="lacks some of batches 1-1"):
+                await store.wait_for_room()
+            assert store.projector.watermark == 0
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
 
 
 async def _journal_then_project(url: str, changes: list[ChangeSet], cuts: list[int]) -> str:

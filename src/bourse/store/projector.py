@@ -14,10 +14,12 @@ more than ``max_lag_rows`` rows, ``wait_for_room`` makes the committer wait
 before the next commit, so that when the projection cannot keep up, the
 exchange slows down its acknowledgements instead of letting the lag and the
 memory it holds grow. A window that fails to write (the database is down)
-is tried again every ``RETRY_INTERVAL`` seconds; one that finds the
-watermark elsewhere than where this projector left it makes
-``wait_for_room`` raise ``ProjectionFailedError``, so the exchange is rebuilt
-from the database (which projects the journal itself on the way).
+is tried again every ``RETRY_INTERVAL`` seconds. One that finds the
+watermark moved ahead (another projector wrote some of these batches from
+the same journal) goes on after it; one that finds it anywhere else, or the
+journal lacking a batch, makes ``wait_for_room`` raise
+``ProjectionFailedError``, so the exchange is rebuilt from the database
+(which projects the journal itself on the way).
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class Projector:
             session, _ = await self._session.open()
             await project(session, first, last)
         except ProjectionConflictError as conflict:
-            await self._settle_conflict(last, conflict)
+            await self._settle_conflict(conflict)
             return
         except Exception as exc:
             _reraise_cancellation(exc)
@@ -198,13 +200,15 @@ class Projector:
         if self.projected is not None:
             self.projected(last)
 
-    async def _settle_conflict(self, last: int, conflict: ProjectionConflictError) -> None:
-        """Batches already projected by someone else are dropped; anything
-        else stops the projection until the exchange is rebuilt."""
+    async def _settle_conflict(self, conflict: ProjectionConflictError) -> None:
+        """Batches another projector has written meanwhile (all of the window
+        or its start: a restarting server catches up from the same journal)
+        are dropped, and the projection goes on after them; anything else
+        stops it until the exchange is rebuilt."""
         with contextlib.suppress(Exception):
             session, _ = await self._session.open()
             found = await watermark(session)
-            if found >= last:
+            if found > self.watermark:
                 self._retire(found)
                 return
         self._failure = f"{conflict} (projected up to batch {self.watermark} here)"
