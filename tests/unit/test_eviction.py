@@ -209,3 +209,32 @@ def test_a_request_answered_from_the_tables_keeps_within_its_fills_budget() -> N
         assert b"Reply too large" in from_tables[0]
 
     run(scenario)
+
+
+def test_orders_from_the_tables_take_what_the_engine_left_of_the_budget() -> None:
+    """With one fill per request, a request naming evicted order 1 (one
+    fill) and open order 5 (one fill, still in memory) reports one of them:
+    the engine has already answered order 5 (and carried out its cancel),
+    so order 1 is "reply too large", wherever it stands in the request."""
+    partly_filled = [
+        transactions("1", order("X", "3", "20")),  # order 5, fills order 4
+    ]
+    mixed = [
+        transactions("1", query(1), query(5)),
+        transactions("1", query(5), query(1)),
+        transactions("1", query(1), cancel(5)),
+    ]
+
+    async def scenario() -> list[bytes]:
+        store = FakeStore()
+        service = ExchangeService(store, max_reply_fills=1)
+        async with serving(service):
+            await settle(service, HISTORY + partly_filled)
+            store.project()
+            assert service.metrics.orders_in_memory() == 1, "order 5 is open"
+            return rendered(await settle(service, mixed))
+
+    for reply in asyncio.run(scenario()):
+        assert reply.count(b"<executed") == 1
+        assert reply.count(b"Reply too large") == 1
+        assert b'<error id="1">Reply too large' in reply

@@ -9,10 +9,12 @@ place and releases the replies. A connection releases replies only in
 request order, so the requests behind one that waits here wait with it,
 and the others do not.
 
-A request's reply keeps within ``max_reply_fills`` fills as the exchange's
-own answers do: a looked-up order whose fills would take the request past
-the budget, after others already reported some, is answered "reply too
-large" instead.
+A request's reply keeps within ``max_reply_fills`` fills. The exchange has
+already answered the orders it holds (a cancel among them is carried out
+and cannot be taken back), so the looked-up orders take what their fills
+leave of the budget, in request order: one whose fills would take the
+request past the budget is answered "reply too large" instead, unless
+nothing else in the request reports any fills.
 
 If the database cannot be read, the read is tried ``ATTEMPTS`` times,
 ``RETRY_INTERVAL`` seconds apart; then each lookup is answered with the
@@ -93,13 +95,13 @@ class StoredLookups:
     ) -> list[Result]:
         """``results`` with each lookup answered, within the fills budget."""
         answered: list[Result] = []
-        reported = 0
+        reported = sum(_fills(result) for result in results)
         for result in results:
             if type(result) is StoredLookup:
                 answered.append(self._answer_one(result, stored, reported))
+                reported += _fills(answered[-1])
             else:
                 answered.append(result)
-            reported += _fills(answered[-1])
         return answered
 
     def _answer_one(
