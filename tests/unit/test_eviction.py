@@ -216,10 +216,10 @@ def test_orders_from_the_tables_take_what_the_engine_left_of_the_budget() -> Non
     fill) and open order 5 (one fill, still in memory) reports one of them:
     the engine has already answered order 5 (and carried out its cancel),
     so order 1 is "reply too large", wherever it stands in the request."""
-    partly_filled = [
+    partly_filled: list[Request] = [
         transactions("1", order("X", "3", "20")),  # order 5, fills order 4
     ]
-    mixed = [
+    mixed: list[Request] = [
         transactions("1", query(1), query(5)),
         transactions("1", query(5), query(1)),
         transactions("1", query(1), cancel(5)),
