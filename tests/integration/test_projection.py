@@ -71,6 +71,16 @@ async def commit(
     return batch_id
 
 
+async def reloaded(store: Store, engine: Exchange, last: int) -> tuple[str, str, int]:
+    """Once ``store`` has projected up to batch ``last``: the digests of
+    ``engine`` and of the exchange loaded back (audited), and ``last``."""
+    assert store.projector.watermark == last
+    restored, loaded = await store.load_exchange()
+    assert loaded == last
+    assert await store.audit() == []
+    return state_digest(engine), state_digest(restored), last
+
+
 def progress(url: str) -> tuple[int, int, int | None, int]:
     """In one snapshot: the watermark, the last stored batch, the first
     journal row and how many journal rows there are."""
@@ -109,11 +119,7 @@ def test_the_tables_catch_up_behind_the_commits(database_url: str) -> None:
             engine = Exchange()
             last = await commit(store, engine, workload(), start + 1)
             await store.projector.drain()
-            assert store.projector.watermark == last
-            restored, loaded = await store.load_exchange()
-            assert loaded == last
-            assert await store.audit() == []
-            return state_digest(engine), state_digest(restored), last
+            return await reloaded(store, engine, last)
         finally:
             await store.close()
 
@@ -294,10 +300,7 @@ def test_a_projector_goes_on_after_another_wrote_the_start_of_its_window(
                 store.projector.add(batch_id, 1)
             await asyncio.wait_for(store.projector.drain(), 30)
             await store.wait_for_room()
-            assert store.projector.watermark == last
-            restored, _ = await store.load_exchange()
-            assert await store.audit() == []
-            return state_digest(engine), state_digest(restored), last
+            return await reloaded(store, engine, last)
         finally:
             await store.close()
 
