@@ -13,6 +13,8 @@ error the server gives when its database cannot be reached.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -61,6 +63,18 @@ async def settle(service: ExchangeService, requests: list[Request]) -> list[obje
     outcomes = [submit(service, request) for request in requests]
     await wait_until(lambda: all(outcome.settled for outcome in outcomes))
     return [outcome.settled for outcome in outcomes]
+
+
+@asynccontextmanager
+async def evicted(
+    store: FakeStore, service: ExchangeService, history: list[Request] = HISTORY
+) -> AsyncIterator[None]:
+    """``service`` serving, with ``history`` committed and projected: the
+    orders it closed are gone from memory."""
+    async with serving(service):
+        await settle(service, history)
+        store.project()
+        yield
 
 
 def rendered(settled: list[object]) -> list[bytes]:
@@ -122,9 +136,7 @@ def test_lookups_gathered_meanwhile_are_read_at_once() -> None:
         store = FakeStore()
         store.hold_reads = asyncio.Event()
         service = ExchangeService(store)
-        async with serving(service):
-            await settle(service, HISTORY)
-            store.project()
+        async with evicted(store, service):
             first = submit(service, transactions("1", query(1)))
             await wait_until(lambda: store.order_reads)
             later = [submit(service, question) for question in QUESTIONS]
@@ -143,9 +155,7 @@ def test_a_reply_waiting_for_a_read_holds_back_its_connection() -> None:
         service = ExchangeService(store)
         session = Session()
         other = Outcome()
-        async with serving(service):
-            await settle(service, HISTORY)
-            store.project()
+        async with evicted(store, service):
             session.receive_data(
                 b'<transactions id="1"><query id="1"/></transactions>'
                 b'<create><account id="3" balance="1"/></create>'
@@ -177,9 +187,7 @@ def test_an_unreachable_database_answers_the_lookup_unavailable() -> None:
     async def scenario() -> None:
         store = FakeStore()
         service = ExchangeService(store)
-        async with serving(service):
-            await settle(service, HISTORY)
-            store.project()
+        async with evicted(store, service):
             store.down = True
             settled = await settle(service, [transactions("2", query(1), query(4))])
         results: list[Result] = settled[0][0]  # type: ignore[index]
@@ -228,9 +236,7 @@ def test_orders_from_the_tables_take_what_the_engine_left_of_the_budget() -> Non
     async def scenario() -> list[bytes]:
         store = FakeStore()
         service = ExchangeService(store, max_reply_fills=1)
-        async with serving(service):
-            await settle(service, HISTORY + partly_filled)
-            store.project()
+        async with evicted(store, service, HISTORY + partly_filled):
             assert service.metrics.orders_in_memory() == 1, "order 5 is open"
             return rendered(await settle(service, mixed))
 
