@@ -177,7 +177,8 @@ class ServerConfig:
         10_000,
         "`<executed>` fills one request's queries and cancels may report in all; past "
         "it a query or cancel gets `Reply too large` in its place (the first to report "
-        "any is always answered in full); `0`: no cap",
+        "any is always answered in full, except that closed orders answered from the "
+        "database come after the others: docs/protocol.md); `0`: no cap",
         count,
     )
     max_batch_rows: int = setting(
