@@ -275,12 +275,18 @@ def test_racing_projectors_write_each_batch_once(database_url: str) -> None:
     assert counts == (last, last)
 
 
-def test_a_projector_goes_on_after_another_wrote_the_start_of_its_window(
-    database_url: str,
+@pytest.mark.parametrize(
+    ("other_projects", "handed_over"),
+    [("first half", "at once"), ("all", "in halves")],
+    ids=["the-start-of-its-window", "batches-not-yet-handed-over"],
+)
+def test_a_projector_goes_on_after_another_projected_some_of_its_batches(
+    database_url: str, other_projects: str, handed_over: str
 ) -> None:
-    """The window a projector is about to write was begun by another (a
-    restarting server catching up from the same journal got the watermark
-    lock first): it drops the batches written and projects the rest."""
+    """Another projector (a restarting server catching up from the same
+    journal) got the watermark lock first and wrote the start of the window
+    this one is about to write, or batches committed but not yet handed to
+    this one: it drops the batches written and projects the rest."""
 
     async def scenario() -> tuple[str, str, int]:
         store = Store(database_url)
@@ -292,14 +298,16 @@ def test_a_projector_goes_on_after_another_wrote_the_start_of_its_window(
                 await store.projector.stop()
             session = await asyncpg.connect(database_url)
             try:
-                await project(session, 1, last // 2)
+                await project(session, 1, last if other_projects == "all" else last // 2)
             finally:
                 await session.close()
             store.projector.start(0)
-            for batch_id in range(1, last + 1):
-                store.projector.add(batch_id, 1)
-            await asyncio.wait_for(store.projector.drain(), 30)
-            await store.wait_for_room()
+            cut = last if handed_over == "at once" else last // 2
+            for handed in (range(1, cut + 1), range(cut + 1, last + 1)):
+                for batch_id in handed:
+                    store.projector.add(batch_id, 1)
+                await asyncio.wait_for(store.projector.drain(), 30)
+                await store.wait_for_room()
             return await reloaded(store, engine, last)
         finally:
             await store.close()

@@ -108,9 +108,11 @@ class Projector:
     def add(self, batch_id: int, rows: int) -> None:
         """Batch ``batch_id``, of ``rows`` rows, has committed to the journal:
         project it (starting from the batch before it if nothing said where
-        to start)."""
+        to start), unless another projector already has."""
         if self._task is None:
             self.start(batch_id - 1)
+        if batch_id <= self.watermark:
+            return
         self._queue.append((batch_id, rows, time.monotonic()))
         self._queued_rows += rows
         self._work.set()
